@@ -1,0 +1,7 @@
+// Package admin is the operator's side of oauthd: client registration with
+// RFC 7591 metadata validation (used by the admin API and the CLI alike) and
+// the admin HTTP API served on the admin listener only.
+//
+// Importers: cmd/oauthd. admin imports storage, keys (for key listing and
+// rotation), internal/httpx and internal/secret.
+package admin

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/mux"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/oauthd/oauthd/admin"
+	"github.com/oauthd/oauthd/internal/httpx"
+	"github.com/oauthd/oauthd/internal/secret"
+	"github.com/oauthd/oauthd/keys"
+	"github.com/oauthd/oauthd/oauth"
+	"github.com/oauthd/oauthd/storage"
+)
+
+// maxBodyBytes caps every request body: OAuth requests and client metadata
+// are small.
+const maxBodyBytes = 64 << 10
+
+// server is a started oauthd: both listeners bound, keys loaded.
+type server struct {
+	cfg        *Config
+	logger     *slog.Logger
+	store      *storage.Store
+	keys       *keys.Manager
+	public     *http.Server
+	admin      *http.Server
+	publicLn   net.Listener
+	adminLn    net.Listener
+	ready      atomic.Bool
+	tokenPath  string // where the admin token is stored, "" when from the environment
+	adminToken string
+}
+
+// newLogger builds the process logger from the configuration.
+func newLogger(c *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
+	if c.LogFormat == "json" {
+		h = slog.NewJSONHandler(w, opts)
+	}
+	return slog.New(httpx.ContextHandler{Handler: h})
+}
+
+// openStore connects to the database and applies migrations when asked to.
+func openStore(ctx context.Context, c *Config, logger *slog.Logger, migrate bool) (*storage.Store, error) {
+	st, err := storage.Open(ctx, storage.Config{DSN: c.DSN, MaxOpenConns: c.DBMaxOpenConns, ConnMaxLifetime: c.DBConnMaxLifetime}, logger)
+	if err != nil {
+		return nil, err
+	}
+	if migrate {
+		applied, err := st.MigrateUp(ctx)
+		if err != nil {
+			st.Close()
+			return nil, err
+		}
+		if len(applied) > 0 {
+			logger.Info("migrations applied", "versions", applied)
+		}
+	}
+	return st, nil
+}
+
+// start builds and binds everything; it serves nothing until serve is called.
+func start(ctx context.Context, c *Config, logger *slog.Logger) (*server, error) {
+	st, err := openStore(ctx, c, logger, c.Migrate)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{cfg: c, logger: logger, store: st}
+	ok := false
+	defer func() {
+		if !ok {
+			s.close()
+		}
+	}()
+	if !c.Migrate {
+		pending, err := st.PendingMigrations(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if pending {
+			return nil, errors.New("the database schema is behind this binary: run `oauthd migrate up` or start with --migrate=true")
+		}
+	}
+	master, err := systemSecret(c)
+	if err != nil {
+		return nil, err
+	}
+	s.adminToken, _, err = adminToken(c)
+	if err != nil {
+		return nil, err
+	}
+	if c.AdminToken == "" {
+		s.tokenPath = c.adminTokenFile()
+	}
+
+	s.keys, err = keys.New(c.keysConfig(), st, master, logger)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.keys.Init(ctx); err != nil {
+		return nil, err
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		collectors.NewDBStatsCollector(st.SQLDB(), string(st.Dialect())),
+		keyAgeCollector{s.keys},
+	)
+	hasher := secret.NewHasher(master)
+	provider, err := oauth.New(oauth.Config{
+		Issuer:         c.Issuer,
+		AccessTokenTTL: c.AccessTokenTTL,
+		ClientCacheTTL: c.ClientCacheTTL,
+		TokenHMACKey:   secret.Derive(master, secret.TokenHMAC),
+		AccessTokenAlg: c.AccessTokenAlg,
+		IDTokenAlg:     c.IDTokenAlg,
+		JWKSMaxAge:     c.JWKSMaxAge,
+	}, st, s.keys, hasher, reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	clients := admin.NewClients(st, hasher, oauth.SupportedGrantTypes)
+	clients.Changed = provider.InvalidateClient
+
+	pub := mux.NewRouter()
+	pub.Use(httpx.NewMetrics(reg, "public").Middleware)
+	provider.Register(pub)
+	s.registerHealth(pub)
+	pub.NotFoundHandler = http.HandlerFunc(notFound)
+	pub.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+
+	adm := mux.NewRouter()
+	adm.Use(httpx.NewMetrics(reg, "admin").Middleware)
+	(&admin.API{Clients: clients, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
+	adm.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
+	s.registerHealth(adm)
+	adm.NotFoundHandler = http.HandlerFunc(notFound)
+	adm.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+
+	s.public = newHTTPServer(pub, logger)
+	s.admin = newHTTPServer(adm, logger)
+	if s.publicLn, err = net.Listen("tcp", c.Addr); err != nil {
+		return nil, fmt.Errorf("OAUTHD_ADDR: cannot listen on %s: %w", c.Addr, err)
+	}
+	if s.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+		return nil, fmt.Errorf("OAUTHD_ADMIN_ADDR: cannot listen on %s: %w", c.AdminAddr, err)
+	}
+	ok = true
+	return s, nil
+}
+
+// newHTTPServer wraps a router in the shared middleware and sets timeouts
+// that keep slow or abusive clients from holding connections.
+func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
+	h = httpx.LimitBody(maxBodyBytes)(h)
+	h = httpx.SecurityHeaders(h)
+	h = httpx.AccessLog(logger)(h)
+	h = httpx.Recover(logger)(h)
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+}
+
+// serve runs until ctx ends, then shuts down gracefully: readiness turns
+// 503, listeners stop accepting, in-flight requests finish (up to
+// ShutdownTimeout), background work stops, the database is closed.
+func (s *server) serve(ctx context.Context) error {
+	defer s.close()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return serveListener(s.public, s.publicLn) })
+	g.Go(func() error { return serveListener(s.admin, s.adminLn) })
+	g.Go(func() error { return s.keys.Run(gctx) })
+	g.Go(func() error {
+		<-gctx.Done()
+		s.ready.Store(false)
+		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
+		defer cancel()
+		s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)
+		return errors.Join(s.public.Shutdown(shutdownCtx), s.admin.Shutdown(shutdownCtx))
+	})
+	s.ready.Store(true)
+	err := g.Wait()
+	s.logger.Info("stopped")
+	return err
+}
+
+func serveListener(srv *http.Server, ln net.Listener) error {
+	if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (s *server) close() {
+	if s.publicLn != nil {
+		s.publicLn.Close()
+	}
+	if s.adminLn != nil {
+		s.adminLn.Close()
+	}
+	if s.store != nil {
+		s.store.Close()
+	}
+}
+
+// registerHealth mounts /health/alive (the process answers) and
+// /health/ready (database reachable, keys loaded, not shutting down).
+func (s *server) registerHealth(r *mux.Router) {
+	r.HandleFunc("/health/alive", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.NoStore(w)
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/health/ready", func(w http.ResponseWriter, r *http.Request) {
+		httpx.NoStore(w)
+		problems := map[string]string{}
+		if !s.ready.Load() {
+			problems["server"] = "not serving (starting or shutting down)"
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.store.Ping(ctx); err != nil {
+			problems["database"] = "unreachable"
+		}
+		if err := s.keys.Ready(); err != nil {
+			problems["keys"] = "no active signing key"
+		}
+		if len(problems) > 0 {
+			httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "problems": problems})
+			return
+		}
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	}).Methods(http.MethodGet, http.MethodHead)
+}
+
+func notFound(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusNotFound, map[string]string{"error": "not_found", "error_description": "No such endpoint."})
+}
+
+func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
+	httpx.WriteJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "invalid_request", "error_description": "Method not allowed on this endpoint."})
+}
+
+// keyAgeCollector reports how long each active signing key has signed.
+type keyAgeCollector struct{ keys *keys.Manager }
+
+var keyAgeDesc = prometheus.NewDesc("oauthd_signing_key_age_seconds", "How long the active signing key of each algorithm has been signing.", []string{"alg"}, nil)
+
+func (k keyAgeCollector) Describe(ch chan<- *prometheus.Desc) { ch <- keyAgeDesc }
+
+func (k keyAgeCollector) Collect(ch chan<- prometheus.Metric) {
+	for alg, age := range k.keys.ActiveAges() {
+		ch <- prometheus.MustNewConstMetric(keyAgeDesc, prometheus.GaugeValue, age.Seconds(), alg)
+	}
+}

@@ -1,0 +1,121 @@
+package oauth
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// metadata is the authorization server metadata (RFC 8414 §2) and the
+// OpenID Provider metadata (OpenID Connect Discovery 1.0 §3). Only what is
+// implemented is advertised: an endpoint appears here when it exists.
+type metadata struct {
+	Issuer                            string   `json:"issuer"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	// OpenID Connect Discovery fields.
+	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
+	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
+	// RFC 9068 §4 does not define a metadata field for the access-token
+	// algorithm; this one is informative.
+	AccessTokenSigningAlgValuesSupported []string `json:"access_token_signing_alg_values_supported,omitempty"`
+}
+
+// discoveryDocs holds both documents prepared once: they change only with
+// the configuration.
+type discoveryDocs struct {
+	oauth, oidc []byte
+}
+
+func buildDiscovery(cfg Config) (discoveryDocs, error) {
+	m := metadata{
+		Issuer:                               cfg.Issuer,
+		TokenEndpoint:                        cfg.Issuer + PathToken,
+		JWKSURI:                              cfg.Issuer + PathJWKS,
+		GrantTypesSupported:                  SupportedGrantTypes,
+		ResponseTypesSupported:               []string{}, // no authorization endpoint yet
+		TokenEndpointAuthMethodsSupported:    []string{AuthMethodBasic, AuthMethodPost},
+		AccessTokenSigningAlgValuesSupported: []string{cfg.AccessTokenAlg},
+	}
+	oauthDoc, err := json.Marshal(m)
+	if err != nil {
+		return discoveryDocs{}, err
+	}
+	m.SubjectTypesSupported = []string{"public"}
+	m.IDTokenSigningAlgValuesSupported = []string{cfg.IDTokenAlg}
+	oidcDoc, err := json.Marshal(m)
+	if err != nil {
+		return discoveryDocs{}, err
+	}
+	return discoveryDocs{oauth: oauthDoc, oidc: oidcDoc}, nil
+}
+
+func (p *Provider) serveDoc(doc []byte) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Cache-Control", "public, max-age=3600")
+		h.Set("Access-Control-Allow-Origin", "*")
+		_, _ = w.Write(doc)
+	}
+}
+
+// jwks serves the JWKS from prepared bytes (they change only when the key
+// set does), with an ETag; If-None-Match with the current ETag answers 304.
+func (p *Provider) jwks(w http.ResponseWriter, r *http.Request) {
+	body, etag := p.keys.JWKS()
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "public, max-age="+strconv.Itoa(int(p.cfg.JWKSMaxAge/time.Second)))
+	h.Set("Access-Control-Allow-Origin", "*")
+	h.Set("Vary", "Accept-Encoding")
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	if r.Method == http.MethodHead {
+		return
+	}
+	_, _ = w.Write(body)
+}
+
+// etagMatch implements the weak comparison of If-None-Match (RFC 9110
+// §13.1.2): a list of entity tags, or "*".
+func etagMatch(header, etag string) bool {
+	for len(header) > 0 {
+		for len(header) > 0 && (header[0] == ' ' || header[0] == ',' || header[0] == '\t') {
+			header = header[1:]
+		}
+		if len(header) == 0 {
+			return false
+		}
+		if header[0] == '*' {
+			return true
+		}
+		end := len(header)
+		for i := 0; i < len(header); i++ {
+			if header[i] == ',' {
+				end = i
+				break
+			}
+		}
+		tag := header[:end]
+		header = header[end:]
+		for len(tag) > 0 && (tag[len(tag)-1] == ' ' || tag[len(tag)-1] == '\t') {
+			tag = tag[:len(tag)-1]
+		}
+		if len(tag) > 2 && tag[:2] == "W/" {
+			tag = tag[2:]
+		}
+		if tag == etag {
+			return true
+		}
+	}
+	return false
+}

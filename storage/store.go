@@ -1,0 +1,187 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"time"
+
+	"github.com/glebarez/sqlite"
+	"gorm.io/driver/postgres"
+	"gorm.io/gorm"
+	"gorm.io/gorm/logger"
+)
+
+// Store is the one implementation of oauthd's persistence. It is safe for
+// concurrent use.
+type Store struct {
+	db      *gorm.DB
+	sqlDB   *sql.DB
+	dialect Dialect
+	logger  *slog.Logger
+	now     func() time.Time
+}
+
+// Open connects to the database named by cfg.DSN and checks that it answers.
+// It does not migrate: call Migrate. For SQLite the parent directory of the
+// file is created when missing.
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
+	dialect, driverDSN, err := ParseDSN(cfg.DSN)
+	if err != nil {
+		return nil, err
+	}
+	gcfg := &gorm.Config{
+		Logger:                 logger.Discard, // errors are returned, and logged once at the HTTP boundary
+		SkipDefaultTransaction: true,           // single statements need no implicit transaction
+		PrepareStmt:            false,
+		NowFunc:                func() time.Time { return time.Now().UTC() },
+	}
+	var dial gorm.Dialector
+	switch dialect {
+	case SQLite:
+		if dir := filepath.Dir(driverDSN); dir != "" {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return nil, fmt.Errorf("create directory for SQLite database %s: %w", driverDSN, err)
+			}
+		}
+		busy := cfg.BusyTimeout
+		if busy <= 0 {
+			busy = 5 * time.Second
+		}
+		// WAL lets readers run beside the one writer; busy_timeout makes a
+		// writer wait instead of failing; _txlock=immediate takes the write
+		// lock at BEGIN so two transactions never deadlock upgrading a read lock.
+		q := url.Values{}
+		q.Add("_pragma", fmt.Sprintf("busy_timeout(%d)", busy.Milliseconds()))
+		q.Add("_pragma", "journal_mode(WAL)")
+		q.Add("_pragma", "synchronous(NORMAL)")
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Set("_txlock", "immediate")
+		q.Set("_time_format", "sqlite")
+		dial = sqlite.Open("file:" + driverDSN + "?" + q.Encode())
+	case Postgres:
+		dsn := driverDSN
+		if cfg.Schema != "" {
+			if !schemaName.MatchString(cfg.Schema) {
+				return nil, fmt.Errorf("invalid schema name %q", cfg.Schema)
+			}
+			dsn, err = withSearchPath(dsn, cfg.Schema)
+			if err != nil {
+				return nil, err
+			}
+		}
+		dial = postgres.New(postgres.Config{DSN: dsn})
+	}
+	db, err := gorm.Open(dial, gcfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database at %s: %w", Host(cfg.DSN), err)
+	}
+	sqlDB, err := db.DB()
+	if err != nil {
+		return nil, fmt.Errorf("open database at %s: %w", Host(cfg.DSN), err)
+	}
+	maxOpen := cfg.MaxOpenConns
+	if maxOpen <= 0 {
+		maxOpen = 32
+		if dialect == SQLite {
+			maxOpen = 8
+		}
+	}
+	sqlDB.SetMaxOpenConns(maxOpen)
+	sqlDB.SetMaxIdleConns(maxOpen)
+	lifetime := cfg.ConnMaxLifetime
+	if lifetime <= 0 {
+		lifetime = 30 * time.Minute
+	}
+	sqlDB.SetConnMaxLifetime(lifetime)
+	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
+
+	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, logger: log, now: func() time.Time { return time.Now().UTC() }}
+	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if dialect == Postgres && cfg.Schema != "" {
+		if err := db.WithContext(pingCtx).Exec(`CREATE SCHEMA IF NOT EXISTS "` + cfg.Schema + `"`).Error; err != nil {
+			_ = sqlDB.Close()
+			return nil, fmt.Errorf("cannot reach the database at %s: %w", Host(cfg.DSN), rootCause(err))
+		}
+	}
+	if err := sqlDB.PingContext(pingCtx); err != nil {
+		_ = sqlDB.Close()
+		return nil, fmt.Errorf("cannot reach the database at %s: %w", Host(cfg.DSN), rootCause(err))
+	}
+	return s, nil
+}
+
+var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+func withSearchPath(dsn, schema string) (string, error) {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return "", fmt.Errorf("postgres DSN is not a valid URL")
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// rootCause drops wrapping layers that only repeat the DSN, so the one-line
+// start-up message stays short. Driver errors never contain the password.
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// Dialect reports which SQL flavour this store speaks.
+func (s *Store) Dialect() Dialect { return s.dialect }
+
+// SQLDB exposes the pool for metrics (database/sql stats) and migrations.
+func (s *Store) SQLDB() *sql.DB { return s.sqlDB }
+
+// Ping checks that the database answers; /health/ready uses it.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.sqlDB.PingContext(ctx); err != nil {
+		return translate("ping", err)
+	}
+	return nil
+}
+
+// Close releases the pool.
+func (s *Store) Close() error { return s.sqlDB.Close() }
+
+// SetClock replaces the store's clock (tests).
+func (s *Store) SetClock(now func() time.Time) { s.now = now }
+
+type txKey struct{}
+
+// conn returns the transaction carried by ctx, or the pool.
+func (s *Store) conn(ctx context.Context) *gorm.DB {
+	if tx, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return tx.WithContext(ctx)
+	}
+	return s.db.WithContext(ctx)
+}
+
+// WithTx runs fn in one transaction carried by the context passed to fn; every
+// Store method called with that context joins it. fn's error rolls back. A
+// nested call joins the outer transaction.
+func (s *Store) WithTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return fn(ctx)
+	}
+	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+		return fn(context.WithValue(ctx, txKey{}, tx))
+	})
+	return err
+}
