@@ -29,9 +29,6 @@ type Config struct {
 	ConnMaxLifetime time.Duration
 	// BusyTimeout is how long a SQLite writer waits for the write lock.
 	BusyTimeout time.Duration
-	// Schema, when set on PostgreSQL, is created if missing and used as the
-	// search_path (tests use one throwaway schema each).
-	Schema string
 }
 
 // ParseDSN splits a DSN into its dialect and the DSN for the driver.

@@ -9,7 +9,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -66,17 +65,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		q.Set("_time_format", "sqlite")
 		dial = sqlite.Open("file:" + driverDSN + "?" + q.Encode())
 	case Postgres:
-		dsn := driverDSN
-		if cfg.Schema != "" {
-			if !schemaName.MatchString(cfg.Schema) {
-				return nil, fmt.Errorf("invalid schema name %q", cfg.Schema)
-			}
-			dsn, err = withSearchPath(dsn, cfg.Schema)
-			if err != nil {
-				return nil, err
-			}
-		}
-		dial = postgres.New(postgres.Config{DSN: dsn})
+		dial = postgres.New(postgres.Config{DSN: driverDSN})
 	}
 	db, err := gorm.Open(dial, gcfg)
 	if err != nil {
@@ -105,30 +94,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, logger: log, now: func() time.Time { return time.Now().UTC() }}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if dialect == Postgres && cfg.Schema != "" {
-		if err := db.WithContext(pingCtx).Exec(`CREATE SCHEMA IF NOT EXISTS "` + cfg.Schema + `"`).Error; err != nil {
-			_ = sqlDB.Close()
-			return nil, fmt.Errorf("cannot reach the database at %s: %w", Host(cfg.DSN), rootCause(err))
-		}
-	}
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		_ = sqlDB.Close()
 		return nil, fmt.Errorf("cannot reach the database at %s: %w", Host(cfg.DSN), rootCause(err))
 	}
 	return s, nil
-}
-
-var schemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
-
-func withSearchPath(dsn, schema string) (string, error) {
-	u, err := url.Parse(dsn)
-	if err != nil {
-		return "", fmt.Errorf("postgres DSN is not a valid URL")
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String(), nil
 }
 
 // rootCause drops wrapping layers that only repeat the DSN, so the one-line
