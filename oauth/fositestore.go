@@ -3,8 +3,10 @@ package oauth
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ory/fosite"
 	"golang.org/x/sync/singleflight"
@@ -109,6 +111,11 @@ func newClientCache(st store, ttl time.Duration) *clientCache {
 }
 
 func (c *clientCache) get(ctx context.Context, id string) (*client, error) {
+	if !plausibleClientID(id) {
+		// No stored id looks like this, and PostgreSQL would reject NUL or
+		// invalid UTF-8 with an error that is not "not found".
+		return nil, fosite.ErrNotFound
+	}
 	if c.ttl > 0 {
 		c.mu.RLock()
 		e, ok := c.entries[id]
@@ -153,6 +160,12 @@ func (c *clientCache) put(id string, cl *client) {
 		c.entries = map[string]cacheEntry{} // crude but bounded; refills within one ttl
 	}
 	c.entries[id] = cacheEntry{client: cl, expires: c.now().Add(c.ttl)}
+}
+
+// plausibleClientID rejects ids no client can have without asking the
+// database: empty, too long, NUL or invalid UTF-8.
+func plausibleClientID(id string) bool {
+	return id != "" && len(id) <= 256 && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
 }
 
 // Invalidate drops a client from the cache after it changed here.

@@ -35,6 +35,13 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" {
+		// RFC 6749 §5.2: "no client authentication included" is
+		// invalid_client (fosite answers invalid_request).
+		p.writeError(w, r, &oauthError{Status: http.StatusUnauthorized, Code: "invalid_client", Description: "Client authentication is required."})
+		return
+	}
+
 	session := newSession()
 	ar, err := p.fosite.NewAccessRequest(ctx, r, session)
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -455,6 +454,3 @@ Running servers pick the change up within OAUTHD_KEY_RELOAD_INTERVAL.`,
 	cmd.AddCommand(list, rotate)
 	return cmd
 }
-
-// keep context imported for commands that grow a timeout.
-var _ = context.Background

@@ -76,12 +76,17 @@ func openStore(ctx context.Context, c *Config, logger *slog.Logger, migrate bool
 }
 
 // start builds and binds everything; it serves nothing until serve is called.
-func start(ctx context.Context, c *Config, logger *slog.Logger) (*server, error) {
+// Listeners may be passed in (tests bind port 0 first to know the issuer);
+// otherwise OAUTHD_ADDR and OAUTHD_ADMIN_ADDR are bound.
+func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Listener) (*server, error) {
 	st, err := openStore(ctx, c, logger, c.Migrate)
 	if err != nil {
 		return nil, err
 	}
 	s := &server{cfg: c, logger: logger, store: st}
+	if len(lns) == 2 {
+		s.publicLn, s.adminLn = lns[0], lns[1]
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -157,11 +162,15 @@ func start(ctx context.Context, c *Config, logger *slog.Logger) (*server, error)
 
 	s.public = newHTTPServer(pub, logger)
 	s.admin = newHTTPServer(adm, logger)
-	if s.publicLn, err = net.Listen("tcp", c.Addr); err != nil {
-		return nil, fmt.Errorf("OAUTHD_ADDR: cannot listen on %s: %w", c.Addr, err)
+	if s.publicLn == nil {
+		if s.publicLn, err = net.Listen("tcp", c.Addr); err != nil {
+			return nil, fmt.Errorf("OAUTHD_ADDR: cannot listen on %s: %w", c.Addr, err)
+		}
 	}
-	if s.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
-		return nil, fmt.Errorf("OAUTHD_ADMIN_ADDR: cannot listen on %s: %w", c.AdminAddr, err)
+	if s.adminLn == nil {
+		if s.adminLn, err = net.Listen("tcp", c.AdminAddr); err != nil {
+			return nil, fmt.Errorf("OAUTHD_ADMIN_ADDR: cannot listen on %s: %w", c.AdminAddr, err)
+		}
 	}
 	ok = true
 	return s, nil

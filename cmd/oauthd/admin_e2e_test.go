@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/oauthd/oauthd/storage/storagetest"
+)
+
+func TestAdminAPIAuthentication(t *testing.T) {
+	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), nil)
+	paths := []struct{ method, path string }{
+		{"GET", "/admin/clients"}, {"POST", "/admin/clients"}, {"GET", "/admin/clients/x"},
+		{"PUT", "/admin/clients/x"}, {"DELETE", "/admin/clients/x"}, {"GET", "/admin/keys"},
+		{"POST", "/admin/keys/rotate"}, {"GET", "/admin/nothing-here"},
+	}
+	auths := []struct {
+		name, header string
+	}{
+		{"none", ""},
+		{"wrong token", "Bearer not-the-token"},
+		{"token prefix", "Bearer " + ts.AdminToken[:10]},
+		{"basic scheme", "Basic " + ts.AdminToken},
+		{"empty bearer", "Bearer "},
+	}
+	for _, p := range paths {
+		for _, a := range auths {
+			t.Run(p.method+" "+p.path+" "+a.name, func(t *testing.T) {
+				req, _ := http.NewRequest(p.method, ts.AdminURL+p.path, strings.NewReader("{}"))
+				req.Header.Set("Content-Type", "application/json")
+				if a.header != "" {
+					req.Header.Set("Authorization", a.header)
+				}
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusUnauthorized {
+					t.Errorf("status %d, want 401", resp.StatusCode)
+				}
+				if !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Errorf("WWW-Authenticate %q", resp.Header.Get("WWW-Authenticate"))
+				}
+			})
+		}
+	}
+	t.Run("admin API is not on the public listener", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.PublicURL+"/admin/clients", nil)
+		req.Header.Set("Authorization", "Bearer "+ts.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("status %d, want 404", resp.StatusCode)
+		}
+	})
+	t.Run("bearer scheme is case-insensitive", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", ts.AdminURL+"/admin/clients", nil)
+		req.Header.Set("Authorization", "bearer "+ts.AdminToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Errorf("status %d, want 200", resp.StatusCode)
+		}
+	})
+}
+
+func TestAdminClientRegistrationValidation(t *testing.T) {
+	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), nil)
+	ok := map[string]any{"client_name": "ok", "scope": "a"}
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for kk, vv := range ok {
+			m[kk] = vv
+		}
+		m[k] = v
+		return m
+	}
+	tests := []struct {
+		name       string
+		body       any
+		wantStatus int
+		wantError  string
+	}{
+		{"minimal", ok, 201, ""},
+		{"missing name", map[string]any{"scope": "a"}, 400, "invalid_client_metadata"},
+		{"implicit grant", with("grant_types", []string{"implicit"}), 400, "invalid_client_metadata"},
+		{"password grant", with("grant_types", []string{"password"}), 400, "invalid_client_metadata"},
+		{"unknown auth method", with("token_endpoint_auth_method", "client_secret_jwt"), 400, "invalid_client_metadata"},
+		{"public client with client_credentials", with("token_endpoint_auth_method", "none"), 400, "invalid_client_metadata"},
+		{"caller-chosen secret", with("client_secret", "hunter2hunter2"), 400, "invalid_client_metadata"},
+		{"bad scope characters", with("scope", `a "b"`), 400, "invalid_client_metadata"},
+		{"grant_types wrong type", with("grant_types", "client_credentials"), 400, "invalid_client_metadata"},
+		{"redirect fragment", with("redirect_uris", []string{"https://c.example/cb#x"}), 400, "invalid_redirect_uri"},
+		{"redirect plain http", with("redirect_uris", []string{"http://c.example/cb"}), 400, "invalid_redirect_uri"},
+		{"redirect javascript", with("redirect_uris", []string{"javascript:alert(1)//https://c.example/cb"}), 400, "invalid_redirect_uri"},
+		{"redirect data", with("redirect_uris", []string{"data:text/html,hi"}), 400, "invalid_redirect_uri"},
+		{"redirect file", with("redirect_uris", []string{"file:///etc/passwd"}), 400, "invalid_redirect_uri"},
+		{"redirect wildcard", with("redirect_uris", []string{"https://*.c.example/cb"}), 400, "invalid_redirect_uri"},
+		{"redirect userinfo", with("redirect_uris", []string{"https://c.example@evil.example/cb"}), 400, "invalid_redirect_uri"},
+		{"redirect relative", with("redirect_uris", []string{"/cb"}), 400, "invalid_redirect_uri"},
+		{"redirect dot segment", with("redirect_uris", []string{"https://c.example/a/../cb"}), 400, "invalid_redirect_uri"},
+		{"redirect loopback http ok", with("redirect_uris", []string{"http://127.0.0.1/cb"}), 201, ""},
+		{"redirect private-use scheme ok", with("redirect_uris", []string{"com.example.app:/cb"}), 201, ""},
+		{"post-logout redirect plain http", with("post_logout_redirect_uris", []string{"http://c.example/bye"}), 400, "invalid_redirect_uri"},
+		{"not JSON", "nope", 400, "invalid_client_metadata"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := ts.adminDo(http.MethodPost, "/admin/clients", tc.body)
+			if status != tc.wantStatus {
+				t.Fatalf("status %d, want %d: %s", status, tc.wantStatus, body)
+			}
+			if tc.wantError == "" {
+				return
+			}
+			var e struct{ Error, ErrorDescription string }
+			_ = json.Unmarshal(body, &e)
+			if e.Error != tc.wantError {
+				t.Errorf("error %q, want %q: %s", e.Error, tc.wantError, body)
+			}
+			if !strings.Contains(string(body), "error_description") {
+				t.Errorf("no error_description: %s", body)
+			}
+		})
+	}
+
+	raw := func(ct, body string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, ts.AdminURL+"/admin/clients", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+ts.AdminToken)
+		req.Header.Set("Content-Type", ct)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if st, b := raw("text/plain", `{"client_name":"x"}`); st != http.StatusUnsupportedMediaType {
+		t.Errorf("text/plain body: %d %s, want 415", st, b)
+	}
+	if st, b := raw("application/json", `{"client_name":"`+strings.Repeat("x", 80<<10)+`"}`); st != http.StatusRequestEntityTooLarge {
+		t.Errorf("oversized body: %d %s, want 413", st, b)
+	}
+	if st, b := raw("application/json", `{"client_name":"x"} {"client_name":"y"}`); st != http.StatusBadRequest {
+		t.Errorf("two objects: %d %s, want 400", st, b)
+	}
+
+	t.Run("duplicate client_id is 409", func(t *testing.T) {
+		ts.createClient(map[string]any{"client_id": "fixed-id", "client_name": "a"})
+		status, body := ts.adminDo(http.MethodPost, "/admin/clients", map[string]any{"client_id": "fixed-id", "client_name": "b"})
+		if status != http.StatusConflict {
+			t.Errorf("status %d, want 409: %s", status, body)
+		}
+	})
+	t.Run("unknown ids are 404", func(t *testing.T) {
+		for _, m := range []string{"GET", "PUT", "DELETE"} {
+			var body any
+			if m == "PUT" {
+				body = ok
+			}
+			if status, b := ts.adminDo(m, "/admin/clients/does-not-exist", body); status != http.StatusNotFound {
+				t.Errorf("%s: status %d, want 404: %s", m, status, b)
+			}
+		}
+	})
+	t.Run("stored metadata never shows the secret", func(t *testing.T) {
+		c := ts.createClient(map[string]any{"client_name": "secretive", "scope": "a"})
+		for _, path := range []string{"/admin/clients/" + c.ID, "/admin/clients"} {
+			_, body := ts.adminDo(http.MethodGet, path, nil)
+			if strings.Contains(string(body), c.Secret) || strings.Contains(string(body), "hmac-sha256") || strings.Contains(string(body), "secret_hash") {
+				t.Errorf("%s shows the secret or its hash: %s", path, body)
+			}
+		}
+	})
+}
+
+func TestAdminClientLifecycle(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		ts := startServer(t, b.NewDSN(t), nil)
+		ctx := context.Background()
+		c := ts.createClient(map[string]any{"client_name": "svc", "scope": "a b"})
+		token := func(secret string) error {
+			_, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: secret, TokenURL: ts.PublicURL + "/oauth2/token"}).Token(ctx)
+			return err
+		}
+		if err := token(c.Secret); err != nil {
+			t.Fatalf("token with fresh client: %v", err)
+		}
+
+		// Update: the scope shrinks, and the cache on this process forgets the old client at once.
+		status, body := ts.adminDo(http.MethodPut, "/admin/clients/"+c.ID, map[string]any{"client_name": "svc2", "scope": "a"})
+		if status != http.StatusOK || !strings.Contains(string(body), `"client_name":"svc2"`) {
+			t.Fatalf("update: %d %s", status, body)
+		}
+		if _, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: ts.PublicURL + "/oauth2/token", Scopes: []string{"b"}}).Token(ctx); err == nil {
+			t.Error("scope removed by update still granted")
+		}
+
+		// Secret rotation without grace: the new secret works, the old one stops.
+		status, body = ts.adminDo(http.MethodPost, "/admin/clients/"+c.ID+"/secret", nil)
+		if status != http.StatusOK {
+			t.Fatalf("rotate secret: %d %s", status, body)
+		}
+		var rotated registeredClient
+		_ = json.Unmarshal(body, &rotated)
+		if rotated.Secret == "" || rotated.Secret == c.Secret {
+			t.Fatalf("rotation returned no new secret: %s", body)
+		}
+		if err := token(rotated.Secret); err != nil {
+			t.Errorf("new secret refused: %v", err)
+		}
+		if err := token(c.Secret); err == nil {
+			t.Error("old secret still accepted after rotation without grace")
+		}
+
+		// Rotation with grace keeps the previous secret working.
+		_, body = ts.adminDo(http.MethodPost, "/admin/clients/"+c.ID+"/secret?grace=1h", nil)
+		var graced registeredClient
+		_ = json.Unmarshal(body, &graced)
+		if err := token(rotated.Secret); err != nil {
+			t.Errorf("previous secret refused during grace: %v", err)
+		}
+		if err := token(graced.Secret); err != nil {
+			t.Errorf("newest secret refused: %v", err)
+		}
+
+		// Delete: tokens stop at once on this process.
+		if status, body := ts.adminDo(http.MethodDelete, "/admin/clients/"+c.ID, nil); status != http.StatusNoContent {
+			t.Fatalf("delete: %d %s", status, body)
+		}
+		if err := token(graced.Secret); err == nil {
+			t.Error("deleted client still gets tokens")
+		}
+	})
+}
+
+// TestTwoProcessesShareOneDatabase runs two servers on one database: a
+// client deleted through one stops working on the other within the client
+// cache lifetime, and a key rotated on one is published and used by both.
+func TestTwoProcessesShareOneDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		dsn := b.NewDSN(t)
+		env := map[string]string{"OAUTHD_CLIENT_CACHE_TTL": "300ms", "OAUTHD_KEY_RELOAD_INTERVAL": "200ms", "OAUTHD_KEY_PREPUBLISH": "0s", "OAUTHD_JWKS_MAX_AGE": "0s"}
+		a := startServer(t, dsn, env)
+		bsrv := startServer(t, dsn, env)
+		ctx := context.Background()
+		c := a.createClient(map[string]any{"client_name": "shared", "scope": "s"})
+		tokenFrom := func(ts *testServer) (string, error) {
+			tok, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: ts.PublicURL + "/oauth2/token"}).Token(ctx)
+			if err != nil {
+				return "", err
+			}
+			return tok.AccessToken, nil
+		}
+		tokB, err := tokenFrom(bsrv)
+		if err != nil {
+			t.Fatalf("client created on A refused by B: %v", err)
+		}
+		// Both processes publish the same keys.
+		if ja, jb := fetchJWKS(t, a), fetchJWKS(t, bsrv); len(ja.Keys) != len(jb.Keys) || ja.Keys[0].KeyID != jb.Keys[0].KeyID {
+			t.Fatalf("processes publish different key sets: %d vs %d keys", len(ja.Keys), len(jb.Keys))
+		}
+
+		// Rotate on A, immediately: B must publish and sign with the new key soon.
+		status, body := a.adminDo(http.MethodPost, "/admin/keys/rotate?immediate=true", nil)
+		if status != http.StatusOK {
+			t.Fatalf("rotate: %d %s", status, body)
+		}
+		var rot struct {
+			KID string `json:"kid"`
+		}
+		_ = json.Unmarshal(body, &rot)
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			tok, err := tokenFrom(bsrv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h, _ := verifyAccessToken(t, tok, fetchJWKS(t, bsrv))
+			if h.KeyID == rot.KID {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("B still signs with %s, not the rotated %s", h.KeyID, rot.KID)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		// The token B issued before the rotation still verifies with either JWKS.
+		verifyAccessToken(t, tokB, fetchJWKS(t, a))
+		verifyAccessToken(t, tokB, fetchJWKS(t, bsrv))
+
+		// Delete on A: B refuses the client within the cache lifetime.
+		if status, _ := a.adminDo(http.MethodDelete, "/admin/clients/"+c.ID, nil); status != http.StatusNoContent {
+			t.Fatalf("delete: %d", status)
+		}
+		if _, err := tokenFrom(a); err == nil {
+			t.Error("A still accepts the client it deleted")
+		}
+		deadline = time.Now().Add(3 * time.Second)
+		for {
+			if _, err := tokenFrom(bsrv); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("B still accepts a deleted client after 3s (cache TTL 300ms)")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	})
+}
