@@ -3,12 +3,12 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -62,18 +62,21 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Set("_txlock", "immediate")
-		q.Set("_time_format", "sqlite")
+		// No _time_format: glebarez/go-sqlite v1.23.0 returns early after
+		// reading it and then ignores _txlock (every BEGIN was deferred, and
+		// concurrent transactions failed with SQLITE_BUSY_SNAPSHOT, 517).
+		// Its default write format is the same "sqlite" format anyway.
 		dial = sqlite.Open("file:" + driverDSN + "?" + q.Encode())
 	case Postgres:
 		dial = postgres.New(postgres.Config{DSN: driverDSN})
 	}
 	db, err := gorm.Open(dial, gcfg)
 	if err != nil {
-		return nil, fmt.Errorf("open database at %s: %w", Host(cfg.DSN), err)
+		return nil, &openError{host: Host(cfg.DSN), cause: err}
 	}
 	sqlDB, err := db.DB()
 	if err != nil {
-		return nil, fmt.Errorf("open database at %s: %w", Host(cfg.DSN), err)
+		return nil, &openError{host: Host(cfg.DSN), cause: err}
 	}
 	maxOpen := cfg.MaxOpenConns
 	if maxOpen <= 0 {
@@ -96,22 +99,25 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
 		_ = sqlDB.Close()
-		return nil, fmt.Errorf("cannot reach the database at %s: %w", Host(cfg.DSN), rootCause(err))
+		return nil, &openError{host: Host(cfg.DSN), cause: err}
 	}
 	return s, nil
 }
 
-// rootCause drops wrapping layers that only repeat the DSN, so the one-line
-// start-up message stays short. Driver errors never contain the password.
-func rootCause(err error) error {
-	for {
-		u := errors.Unwrap(err)
-		if u == nil {
-			return err
-		}
-		err = u
-	}
+// openError reports a database that cannot be reached in one line that
+// names where it is (never the password: driver messages do not carry it).
+type openError struct {
+	host  string
+	cause error
 }
+
+func (e *openError) Error() string {
+	// Drivers report one line per address tried; the last says enough.
+	lines := strings.Split(strings.TrimSpace(e.cause.Error()), "\n")
+	return "cannot reach the database at " + e.host + ": " + strings.TrimSpace(lines[len(lines)-1])
+}
+
+func (e *openError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
 
 // Dialect reports which SQL flavour this store speaks.
 func (s *Store) Dialect() Dialect { return s.dialect }
@@ -130,8 +136,20 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the pool.
 func (s *Store) Close() error { return s.sqlDB.Close() }
 
-// SetClock replaces the store's clock (tests).
-func (s *Store) SetClock(now func() time.Time) { s.now = now }
+// SetClock replaces the store's clock (tests). Its times are used in UTC,
+// like every time the store writes (see utc).
+func (s *Store) SetClock(now func() time.Time) { s.now = func() time.Time { return now().UTC() } }
+
+// utc returns t in UTC, or nil. Every time is written in UTC: SQLite stores
+// times as text with the zone offset and compares and orders that text, so
+// mixed offsets would sort and compare wrongly.
+func utc(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
 
 type txKey struct{}
 
