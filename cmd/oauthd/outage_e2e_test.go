@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"testing"
+
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/oauthd/oauthd/storage/storagetest"
+)
+
+// TestDatabaseOutage closes the database under a running server: requests
+// that need it answer 503 temporarily_unavailable (never invalid_client,
+// fosite's answer for any failed client lookup), while clients already in
+// the cache keep getting tokens, since issuing a JWT needs no database.
+func TestDatabaseOutage(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		ts := startServer(t, b.NewDSN(t), map[string]string{"OAUTHD_CLIENT_CACHE_TTL": "1h"})
+		cached := ts.createClient(map[string]any{"client_name": "cached", "scope": "s"})
+		uncached := ts.createClient(map[string]any{"client_name": "uncached", "scope": "s"})
+		ctx := context.Background()
+		cc := clientcredentials.Config{ClientID: cached.ID, ClientSecret: cached.Secret, TokenURL: ts.PublicURL + "/oauth2/token"}
+		if _, err := cc.Token(ctx); err != nil {
+			t.Fatal(err)
+		}
+
+		ts.srv.store.Close()
+
+		if _, err := cc.Token(ctx); err != nil {
+			t.Errorf("cached client refused during the outage: %v", err)
+		}
+		resp := ts.postForm("/oauth2/token", "grant_type=client_credentials", uncached.ID, uncached.Secret)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var e struct{ Error string }
+		_ = json.Unmarshal(body, &e)
+		if resp.StatusCode != http.StatusServiceUnavailable || e.Error != "temporarily_unavailable" {
+			t.Errorf("token for an uncached client: %d %s, want 503 temporarily_unavailable", resp.StatusCode, body)
+		}
+		if resp.Header.Get("Retry-After") == "" {
+			t.Error("503 without Retry-After")
+		}
+		assertNoLeak(t, body)
+
+		status, body := ts.adminDo(http.MethodGet, "/admin/clients", nil)
+		if status != http.StatusServiceUnavailable {
+			t.Errorf("admin list during outage: %d %s", status, body)
+		}
+		assertNoLeak(t, body)
+
+		// JWKS and discovery are served from memory.
+		if r := getJSON(t, ts.PublicURL+"/.well-known/jwks.json", nil); r.StatusCode != 200 {
+			t.Errorf("JWKS during outage: %d", r.StatusCode)
+		}
+	})
+}
