@@ -58,7 +58,7 @@ func (s *Clients) Create(ctx context.Context, m Metadata) (Metadata, error) {
 	if rec.ID == "" {
 		rec.ID = secret.Generate(16)
 	} else if !clientIDPattern.MatchString(rec.ID) {
-		return Metadata{}, invalidMetadata("client_id must be 1-128 characters from A-Z a-z 0-9 . _ ~ -")
+		return Metadata{}, invalidMetadata("client_id must be 1-128 characters from A-Z a-z 0-9 . _ ~ -, starting with a letter or digit")
 	}
 	var plain string
 	if rec.TokenEndpointAuthMethod != "none" {

@@ -59,7 +59,7 @@ const (
 )
 
 var (
-	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9._~-]{1,128}$`)
+	clientIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._~-]{0,127}$`)
 	// RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
 	scopeTokenPattern = regexp.MustCompile(`^[\x21\x23-\x5B\x5D-\x7E]+$`)
 )

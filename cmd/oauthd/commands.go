@@ -70,6 +70,15 @@ func (c *cli) open(cmd *cobra.Command) (*Config, *storage.Store, *slog.Logger, e
 	return cfg, st, logger, nil
 }
 
+// openUnmigrated opens the database as it is, for the migrate commands.
+func (c *cli) openUnmigrated(cmd *cobra.Command) (*storage.Store, error) {
+	cfg, err := c.config(cmd)
+	if err != nil {
+		return nil, err
+	}
+	return openStore(cmd.Context(), cfg, newLogger(cfg, c.stderr), false)
+}
+
 func (c *cli) serveCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -127,11 +136,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 	up := &cobra.Command{
 		Use: "up", Short: "Apply every pending migration", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg, newLogger(cfg, c.stderr), false)
+			st, err := c.openUnmigrated(cmd)
 			if err != nil {
 				return err
 			}
@@ -154,11 +159,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 		Use: "down", Short: "Roll back the most recent migration (--all: every migration)", Args: cobra.NoArgs,
 		Long: "Roll back the most recent migration. Rolling back loses the data of the tables the step created;\nin production, restore a backup instead.",
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg, newLogger(cfg, c.stderr), false)
+			st, err := c.openUnmigrated(cmd)
 			if err != nil {
 				return err
 			}
@@ -183,11 +184,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 	status := &cobra.Command{
 		Use: "status", Short: "List migrations and whether each is applied", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := c.config(cmd)
-			if err != nil {
-				return err
-			}
-			st, err := openStore(cmd.Context(), cfg, newLogger(cfg, c.stderr), false)
+			st, err := c.openUnmigrated(cmd)
 			if err != nil {
 				return err
 			}
