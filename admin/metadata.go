@@ -221,7 +221,7 @@ func checkRedirectURI(raw string) error {
 	if u.User != nil {
 		return fmt.Errorf("must not contain user info")
 	}
-	if u.Scheme != scheme {
+	if raw[:len(scheme)] != scheme { // url.Parse lower-cases the scheme; exact matching must not
 		return fmt.Errorf("scheme must be lower case")
 	}
 	for _, seg := range strings.Split(u.EscapedPath(), "/") {

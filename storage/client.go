@@ -35,11 +35,25 @@ type Client struct {
 // TableName pins the table name independent of GORM's naming rules.
 func (Client) TableName() string { return "clients" }
 
+// row returns the copy of c that is written: nil arrays become empty ones
+// (the columns are NOT NULL JSON arrays, and GORM's JSON serializer writes a
+// nil slice as NULL), and times are UTC.
+func (c *Client) row() *Client {
+	r := *c
+	for _, a := range []*[]string{&r.RedirectURIs, &r.PostLogoutRedirectURIs, &r.GrantTypes, &r.ResponseTypes, &r.Audience} {
+		if *a == nil {
+			*a = []string{}
+		}
+	}
+	r.PreviousSecretExpiresAt = utc(r.PreviousSecretExpiresAt)
+	return &r
+}
+
 // CreateClient inserts c. ErrConflict when the id is taken.
 func (s *Store) CreateClient(ctx context.Context, c *Client) error {
 	now := s.now()
 	c.CreatedAt, c.UpdatedAt = now, now
-	return translate("create client", s.conn(ctx).Create(c).Error)
+	return translate("create client", s.conn(ctx).Create(c.row()).Error)
 }
 
 // GetClient loads one client. ErrNotFound when unknown.
@@ -64,7 +78,9 @@ func (s *Store) ListClients(ctx context.Context) ([]Client, error) {
 // creation time. ErrNotFound when unknown.
 func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 	c.UpdatedAt = s.now()
-	res := s.conn(ctx).Model(&Client{}).Where("id = ?", c.ID).Select("*").Omit("id", "created_at").Updates(c)
+	// UpdateColumns, not Updates: Updates would overwrite updated_at with
+	// GORM's own clock, ignoring the store's (SetClock) and c.UpdatedAt.
+	res := s.conn(ctx).Model(&Client{}).Where("id = ?", c.ID).Select("*").Omit("id", "created_at").UpdateColumns(c.row())
 	if res.Error != nil {
 		return translate("update client", res.Error)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 )
@@ -56,17 +57,35 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 	return "", "", fmt.Errorf("DSN %q: want sqlite://PATH or postgres://...", Redact(dsn))
 }
 
-// Redact returns a DSN that is safe to print: the password is removed.
+// kvPassword matches the password of a libpq keyword/value DSN
+// ("password=secret" or "password='quoted secret'").
+var kvPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+
+// Redact returns a DSN that is safe to print: the password is removed, from
+// the user info or a password= query parameter of a URL, or from a
+// keyword/value DSN (which ParseDSN rejects, but whose error shows it).
 func Redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
+	if err != nil || u.Scheme == "" {
 		if err != nil && strings.Contains(dsn, "@") {
 			return "(unparseable DSN)"
 		}
-		return dsn
+		return kvPassword.ReplaceAllString(dsn, "${1}xxxxx")
 	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "xxxxx")
+	changed := false
+	if u.User != nil {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			changed = true
+		}
+	}
+	if q := u.Query(); q.Has("password") {
+		q.Set("password", "xxxxx")
+		u.RawQuery = q.Encode()
+		changed = true
+	}
+	if !changed {
+		return dsn
 	}
 	return u.String()
 }

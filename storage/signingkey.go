@@ -69,7 +69,9 @@ func (s *Store) UpdateSigningKeys(ctx context.Context, decide func(current []Sig
 			if change.Add[i].CreatedAt.IsZero() {
 				change.Add[i].CreatedAt = s.now()
 			}
-			if err := db.Create(&change.Add[i]).Error; err != nil {
+			k := change.Add[i]
+			k.CreatedAt, k.ActivatesAt, k.RetiresAt = k.CreatedAt.UTC(), k.ActivatesAt.UTC(), utc(k.RetiresAt)
+			if err := db.Create(&k).Error; err != nil {
 				return translate("add signing key", err)
 			}
 		}
