@@ -1,0 +1,400 @@
+// Package loadgen drives HTTP requests at a fixed concurrency for a fixed
+// time and summarises throughput and latency. It backs `oauthd bench`.
+//
+// It is built to stay out of the way of the server it measures, which
+// usually shares the machine: one shared keep-alive transport, requests
+// prepared once and re-sent, response bodies read into a per-worker buffer,
+// latencies recorded into a per-worker histogram (no allocation), nothing
+// logged per request. What still allocates per request is net/http itself.
+package loadgen
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Spec is one request a scenario sends over and over.
+type Spec struct {
+	Name   string
+	Method string
+	URL    string
+	Header http.Header
+	Body   []byte
+	// Status is the expected response status (default 200).
+	Status int
+	// BodyContains, when set, must occur in the response body.
+	BodyContains []byte
+}
+
+// Config says how hard and how long to drive a Spec.
+type Config struct {
+	// Concurrency is the number of workers, each with one request in flight.
+	Concurrency int
+	// Duration is the measured time, after Warmup.
+	Duration time.Duration
+	// Warmup is driven like the rest but not measured (errors still count).
+	Warmup time.Duration
+	// KeepGoing counts failed requests and carries on; otherwise the first
+	// failure stops the run (Result.Aborted).
+	KeepGoing bool
+	// Transport is shared by all workers; nil means NewTransport(Concurrency).
+	Transport http.RoundTripper
+	// Grace is how long requests still in flight at the end may take before
+	// they are cancelled and counted as timeouts (default 10s).
+	Grace time.Duration
+}
+
+// NewTransport returns a keep-alive HTTP/1.1 transport that keeps one idle
+// connection per worker, ignores proxy variables and asks for no
+// compression.
+func NewTransport(concurrency int) *http.Transport {
+	return &http.Transport{
+		Proxy:               nil,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        0, // no overall limit
+		MaxIdleConnsPerHost: concurrency + 1,
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+		ForceAttemptHTTP2:   false,
+	}
+}
+
+// Result summarises one run.
+type Result struct {
+	Name        string
+	Concurrency int
+	// Requests is the number of successful requests in the measured window;
+	// Latency holds their latencies.
+	Requests int64
+	// Errors counts failed requests over the whole run, warm-up included;
+	// ErrorKinds splits them ("status 503", "transport", "unexpected body",
+	// "timeout") and FirstError describes the first one.
+	Errors     int64
+	ErrorKinds map[string]int64
+	FirstError string
+	// WarmupRequests is the number of successful warm-up requests.
+	WarmupRequests int64
+	// Aborted is set when the run stopped at a failure (KeepGoing unset).
+	Aborted bool
+	// Elapsed is the measured window: from the end of the warm-up until the
+	// last request finished.
+	Elapsed time.Duration
+	Latency *Histogram
+}
+
+// Throughput is successful requests per second in the measured window.
+func (r *Result) Throughput() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
+
+var (
+	errAborted = errors.New("loadgen: stopped at the first failure")
+	errOverrun = errors.New("loadgen: request still running after the grace period")
+)
+
+// Run drives spec with cfg.Concurrency workers until Warmup+Duration has
+// passed. It returns an error only for a bad configuration or when ctx is
+// cancelled; failed requests are reported in the Result.
+func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
+	if cfg.Concurrency < 1 {
+		return nil, errors.New("loadgen: concurrency must be at least 1")
+	}
+	if cfg.Duration <= 0 || cfg.Warmup < 0 {
+		return nil, errors.New("loadgen: duration must be positive and warm-up not negative")
+	}
+	if cfg.Grace <= 0 {
+		cfg.Grace = 10 * time.Second
+	}
+	rt := cfg.Transport
+	if rt == nil {
+		t := NewTransport(cfg.Concurrency)
+		defer t.CloseIdleConnections()
+		rt = t
+	}
+
+	runCtx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	workers := make([]*worker, cfg.Concurrency)
+	for i := range workers {
+		s, err := NewSender(runCtx, spec, rt)
+		if err != nil {
+			return nil, err
+		}
+		workers[i] = &worker{s: s, hist: NewHistogram()}
+	}
+
+	start := time.Now()
+	measureFrom := start.Add(cfg.Warmup)
+	end := measureFrom.Add(cfg.Duration)
+	overrun := time.AfterFunc(time.Until(end)+cfg.Grace, func() { cancel(errOverrun) })
+	defer overrun.Stop()
+
+	var wg sync.WaitGroup
+	for _, w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			w.run(runCtx, measureFrom, end, cfg.KeepGoing, cancel)
+		}()
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	res := &Result{Name: spec.Name, Concurrency: cfg.Concurrency, Latency: NewHistogram(), ErrorKinds: map[string]int64{}}
+	var last time.Time
+	var firstAt time.Time
+	for _, w := range workers {
+		res.Requests += w.ok
+		res.WarmupRequests += w.warmOK
+		res.Latency.Merge(w.hist)
+		for k, n := range w.errs {
+			res.ErrorKinds[k.String()] += n
+			res.Errors += n
+		}
+		if w.firstErr != "" && (firstAt.IsZero() || w.firstErrAt.Before(firstAt)) {
+			firstAt, res.FirstError = w.firstErrAt, w.firstErr
+		}
+		if w.finished.After(last) {
+			last = w.finished
+		}
+	}
+	res.Aborted = context.Cause(runCtx) == errAborted
+	if last.After(measureFrom) {
+		res.Elapsed = last.Sub(measureFrom)
+	}
+	return res, nil
+}
+
+// errKind classifies a failed request without allocating.
+type errKind struct {
+	class  uint8
+	status int
+}
+
+const (
+	kindNone uint8 = iota
+	kindStatus
+	kindTransport
+	kindBody
+	kindTimeout
+)
+
+func (k errKind) String() string {
+	switch k.class {
+	case kindStatus:
+		return fmt.Sprintf("status %d", k.status)
+	case kindTransport:
+		return "transport"
+	case kindBody:
+		return "unexpected body"
+	case kindTimeout:
+		return "timeout"
+	}
+	return "ok"
+}
+
+type worker struct {
+	s          *Sender
+	hist       *Histogram
+	ok, warmOK int64
+	errs       map[errKind]int64
+	firstErr   string
+	firstErrAt time.Time
+	finished   time.Time
+}
+
+func (w *worker) run(ctx context.Context, measureFrom, end time.Time, keepGoing bool, cancel context.CancelCauseFunc) {
+	defer func() { w.finished = time.Now() }()
+	for ctx.Err() == nil {
+		t0 := time.Now()
+		if !t0.Before(end) {
+			return
+		}
+		kind, err := w.s.do()
+		lat := time.Since(t0)
+		if kind.class == kindNone {
+			if t0.Before(measureFrom) {
+				w.warmOK++
+			} else {
+				w.ok++
+				w.hist.Record(lat)
+			}
+			continue
+		}
+		if ctx.Err() != nil {
+			if context.Cause(ctx) != errOverrun {
+				return // stopped by another worker's failure or by the caller: not this request's fault
+			}
+			kind, err = errKind{class: kindTimeout}, errOverrun
+		}
+		if w.errs == nil {
+			w.errs = make(map[errKind]int64, 4)
+		}
+		w.errs[kind]++
+		if w.firstErr == "" {
+			w.firstErr, w.firstErrAt = w.s.describe(kind, err), time.Now()
+		}
+		if !keepGoing {
+			cancel(errAborted)
+			return
+		}
+	}
+}
+
+// Sender sends one Spec's request repeatedly, one at a time. It is not safe
+// for concurrent use: give each goroutine its own.
+type Sender struct {
+	spec Spec
+	rt   http.RoundTripper
+	req  *http.Request
+	buf  []byte
+	n    int // bytes of the last response body in buf
+}
+
+// NewSender prepares spec's request. Requests carry ctx.
+func NewSender(ctx context.Context, spec Spec, rt http.RoundTripper) (*Sender, error) {
+	if spec.Method == "" {
+		spec.Method = http.MethodGet
+	}
+	if spec.Status == 0 {
+		spec.Status = http.StatusOK
+	}
+	req, err := http.NewRequestWithContext(ctx, spec.Method, spec.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, spec.URL)
+	}
+	req.Header = spec.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	if len(spec.Body) > 0 {
+		body := spec.Body
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
+	}
+	return &Sender{spec: spec, rt: rt, req: req, buf: make([]byte, 4096)}, nil
+}
+
+// Do sends the request once and checks the answer; the error says what was
+// wrong (with the start of the body when the status or body was).
+func (s *Sender) Do() error {
+	kind, err := s.do()
+	if kind.class == kindNone {
+		return nil
+	}
+	return errors.New(s.describe(kind, err))
+}
+
+// maxBody bounds how much of a response is kept; the rest is discarded.
+const maxBody = 1 << 20
+
+func (s *Sender) do() (errKind, error) {
+	if len(s.spec.Body) > 0 {
+		// A fresh reader per request (one small allocation): the transport
+		// may still be reading the previous body when the answer arrives.
+		s.req.Body = &bodyReader{b: s.spec.Body}
+	}
+	resp, err := s.rt.RoundTrip(s.req)
+	if err != nil {
+		return errKind{class: kindTransport}, err
+	}
+	s.n = 0
+	for {
+		if s.n == len(s.buf) {
+			if len(s.buf) >= maxBody {
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					resp.Body.Close()
+					return errKind{class: kindTransport}, err
+				}
+				break
+			}
+			s.buf = append(s.buf, make([]byte, len(s.buf))...)
+		}
+		m, err := resp.Body.Read(s.buf[s.n:])
+		s.n += m
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			resp.Body.Close()
+			return errKind{class: kindTransport}, err
+		}
+	}
+	resp.Body.Close()
+	if resp.StatusCode != s.spec.Status {
+		return errKind{class: kindStatus, status: resp.StatusCode}, nil
+	}
+	if len(s.spec.BodyContains) > 0 && !bytes.Contains(s.buf[:s.n], s.spec.BodyContains) {
+		return errKind{class: kindBody}, nil
+	}
+	return errKind{}, nil
+}
+
+// describe explains a failure of the last request (allocates; failures only).
+func (s *Sender) describe(kind errKind, err error) string {
+	switch kind.class {
+	case kindStatus, kindBody:
+		var msg string
+		if kind.class == kindStatus {
+			msg = fmt.Sprintf("%s %s: %s, want %d", s.spec.Method, s.req.URL.Path, kind, s.spec.Status)
+		} else {
+			msg = fmt.Sprintf("%s %s: body lacks %q", s.spec.Method, s.req.URL.Path, s.spec.BodyContains)
+		}
+		if body := strings.TrimSpace(string(s.buf[:min(s.n, 300)])); body != "" {
+			msg += ": " + body
+		}
+		return msg
+	case kindTimeout:
+		return fmt.Sprintf("%s %s: no answer by the end of the grace period", s.spec.Method, s.req.URL.Path)
+	}
+	return fmt.Sprintf("%s %s: %v", s.spec.Method, s.req.URL.Path, err)
+}
+
+// bodyReader is a request body over shared bytes.
+type bodyReader struct {
+	b   []byte
+	off int
+}
+
+func (r *bodyReader) Read(p []byte) (int, error) {
+	if r.off >= len(r.b) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.b[r.off:])
+	r.off += n
+	return n, nil
+}
+
+func (r *bodyReader) Close() error { return nil }
+
+// SortedKinds returns the error kinds of r, most frequent first.
+func (r *Result) SortedKinds() []string {
+	kinds := make([]string, 0, len(r.ErrorKinds))
+	for k := range r.ErrorKinds {
+		kinds = append(kinds, k)
+	}
+	sort.Slice(kinds, func(i, j int) bool {
+		if r.ErrorKinds[kinds[i]] != r.ErrorKinds[kinds[j]] {
+			return r.ErrorKinds[kinds[i]] > r.ErrorKinds[kinds[j]]
+		}
+		return kinds[i] < kinds[j]
+	})
+	return kinds
+}
