@@ -97,8 +97,8 @@ func newRecord(aead cipher.AEAD, alg string, activatesAt time.Time) (storage.Sig
 // errUndecryptable means the key was encrypted under another system secret.
 var errUndecryptable = errors.New("cannot decrypt signing key: OAUTHD_SECRET differs from the secret the key was created with")
 
-// parseRecord decrypts and parses a stored key.
-func parseRecord(aead cipher.AEAD, r storage.SigningKey) (*Key, error) {
+// openRecord decrypts a stored key's PKCS#8 DER.
+func openRecord(aead cipher.AEAD, r storage.SigningKey) ([]byte, error) {
 	if len(r.PrivateKey) < aead.NonceSize() {
 		return nil, fmt.Errorf("key %s: %w", r.KID, errUndecryptable)
 	}
@@ -106,6 +106,15 @@ func parseRecord(aead cipher.AEAD, r storage.SigningKey) (*Key, error) {
 	der, err := aead.Open(nil, nonce, sealed, []byte(r.KID))
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", r.KID, errUndecryptable)
+	}
+	return der, nil
+}
+
+// parseRecord decrypts and parses a stored key.
+func parseRecord(aead cipher.AEAD, r storage.SigningKey) (*Key, error) {
+	der, err := openRecord(aead, r)
+	if err != nil {
+		return nil, err
 	}
 	parsed, err := x509.ParsePKCS8PrivateKey(der)
 	if err != nil {

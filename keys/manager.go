@@ -47,6 +47,10 @@ type Manager struct {
 
 	set atomic.Pointer[keySet]
 
+	// loadMu serialises Load: a slow Load that read the rows before a
+	// rotation must not store its older set over the newer one.
+	loadMu sync.Mutex
+
 	reloadMu   sync.Mutex
 	lastReload time.Time
 }
@@ -97,6 +101,8 @@ func (m *Manager) Init(ctx context.Context) error {
 // Load re-reads the key set from the database. Keys already in memory are
 // not decrypted again.
 func (m *Manager) Load(ctx context.Context) error {
+	m.loadMu.Lock()
+	defer m.loadMu.Unlock()
 	recs, err := m.store.ListSigningKeys(ctx)
 	if err != nil {
 		return fmt.Errorf("load signing keys: %w", err)
@@ -130,7 +136,15 @@ func (m *Manager) Load(ctx context.Context) error {
 
 // buildSet derives what is published and what signs from the keys and now.
 func buildSet(all []*Key, cfg Config, now time.Time) *keySet {
-	sort.SliceStable(all, func(i, j int) bool { return all[i].ActivatesAt.Before(all[j].ActivatesAt) })
+	sort.SliceStable(all, func(i, j int) bool {
+		a, b := all[i], all[j]
+		if !a.ActivatesAt.Equal(b.ActivatesAt) {
+			return a.ActivatesAt.Before(b.ActivatesAt)
+		}
+		// Same activation: a superseded (retiring) key sorts first, so the
+		// key that superseded it signs, whatever the kids' order.
+		return a.RetiresAt != nil && b.RetiresAt == nil
+	})
 	s := &keySet{all: all, published: map[string]*Key{}, active: map[string]*Key{}}
 	var next time.Time
 	consider := func(t time.Time) {
@@ -242,7 +256,8 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Verified, error) {
 	if len(token) > maxTokenLength {
 		return nil, fmt.Errorf("%w: token too long", ErrInvalidSignature)
 	}
-	jws, err := jose.ParseSigned(token, allowedAlgs)
+	// JWTs use the compact serialization only (RFC 7519 §7.2).
+	jws, err := jose.ParseSignedCompact(token, allowedAlgs)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidSignature, err)
 	}
@@ -272,7 +287,13 @@ func (m *Manager) Verify(ctx context.Context, token string) (*Verified, error) {
 
 func (m *Manager) reloadForUnknownKID(ctx context.Context) bool {
 	m.reloadMu.Lock()
-	recent := m.now().Sub(m.lastReload) < time.Second
+	now := m.now()
+	recent := now.Sub(m.lastReload) < time.Second
+	if !recent {
+		// Claim this second's reload before doing it, so a flood of
+		// unknown kids arriving together reloads once, not once each.
+		m.lastReload = now
+	}
 	m.reloadMu.Unlock()
 	if recent {
 		return false

@@ -20,6 +20,9 @@ import (
 // process sees too.
 func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time, _ bool) (storage.KeyChange, error) {
 	change := storage.KeyChange{Retire: map[string]time.Time{}}
+	if err := m.checkSecret(current); err != nil {
+		return change, err
+	}
 	newest := map[string]storage.SigningKey{}
 	for _, k := range current {
 		if k.RetiresAt != nil && !now.Before(*k.RetiresAt) {
@@ -59,12 +62,27 @@ func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time, _ b
 	return change, nil
 }
 
+// checkSecret refuses to change the key set when a stored key does not
+// decrypt under this process's secret: a process started with the wrong
+// OAUTHD_SECRET must not add keys that every other process fails to load.
+func (m *Manager) checkSecret(current []storage.SigningKey) error {
+	for _, r := range current {
+		if _, err := openRecord(m.aead, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // planForced adds a successor for every configured algorithm regardless of
 // schedule. immediate makes it sign at once (an emergency: caches that have
 // not fetched the JWKS since will not know the kid for up to JWKSMaxAge);
 // otherwise it activates after PrePublish like a scheduled rotation.
 func (m *Manager) planForced(current []storage.SigningKey, now time.Time, immediate bool) (storage.KeyChange, []storage.SigningKey, error) {
 	change := storage.KeyChange{Retire: map[string]time.Time{}}
+	if err := m.checkSecret(current); err != nil {
+		return change, nil, err
+	}
 	at := now.Add(m.cfg.PrePublish)
 	if immediate {
 		at = now
@@ -77,8 +95,19 @@ func (m *Manager) planForced(current []storage.SigningKey, now time.Time, immedi
 		change.Add = append(change.Add, rec)
 		// Every key of the algorithm not yet retiring is superseded by this one.
 		for _, k := range current {
-			if k.Alg == alg && (k.RetiresAt == nil || k.RetiresAt.After(at.Add(m.cfg.RetireAfter))) {
-				change.Retire[k.KID] = at.Add(m.cfg.RetireAfter)
+			if k.Alg != alg {
+				continue
+			}
+			retire := at.Add(m.cfg.RetireAfter)
+			if k.ActivatesAt.After(now) && !k.ActivatesAt.Before(at) {
+				// A pending key that would activate with or after the new
+				// one never signs: it leaves when the new key takes over.
+				// Kept until RetireAfter, it would sign from its activation
+				// on (it is the latest) and vanish while its tokens live.
+				retire = at
+			}
+			if k.RetiresAt == nil || k.RetiresAt.After(retire) {
+				change.Retire[k.KID] = retire
 			}
 		}
 	}
