@@ -49,6 +49,13 @@ func (a *API) Register(r *mux.Router) {
 	s.NotFoundHandler = a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not_found", "No such admin resource.")
 	}))
+	// Any other method on a known resource: 405 (registered last, so the
+	// method-specific routes above win).
+	for _, path := range []string{"/clients", "/clients/{id}", "/clients/{id}/secret", "/keys", "/keys/rotate"} {
+		s.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
+			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed on this admin resource.")
+		})
+	}
 }
 
 // authenticate requires "Authorization: Bearer <admin token>", compared in

@@ -56,7 +56,7 @@ func (s *Clients) Create(ctx context.Context, m Metadata) (Metadata, error) {
 	}
 	rec.ID = m.ClientID
 	if rec.ID == "" {
-		rec.ID = secret.Generate(16)
+		rec.ID = newClientID()
 	} else if !clientIDPattern.MatchString(rec.ID) {
 		return Metadata{}, invalidMetadata("client_id must be 1-128 characters from A-Z a-z 0-9 . _ ~ -, starting with a letter or digit")
 	}
@@ -170,6 +170,17 @@ func (s *Clients) RotateSecret(ctx context.Context, id string, grace time.Durati
 	zero := int64(0)
 	out.ClientSecretExpiresAt = &zero
 	return out, nil
+}
+
+// newClientID returns 128 random bits, base64url, starting with a letter or
+// digit (an id starting with "-" would read as a flag on the command line).
+func newClientID() string {
+	for {
+		id := secret.Generate(16)
+		if clientIDPattern.MatchString(id) {
+			return id
+		}
+	}
 }
 
 func notFound(err error) error {

@@ -64,14 +64,23 @@ func (c Config) Validate() error {
 			return fmt.Errorf("unsupported signing algorithm %q (want RS256, ES256 or EdDSA)", a)
 		}
 	}
-	if c.RotationInterval < 0 || c.PrePublish < 0 || c.RetireAfter < 0 || c.ReloadInterval <= 0 {
+	if c.RotationInterval < 0 || c.PrePublish < 0 || c.RetireAfter < 0 || c.JWKSMaxAge < 0 {
 		return fmt.Errorf("key durations must not be negative")
+	}
+	if c.ReloadInterval <= 0 {
+		return fmt.Errorf("key reload interval must be positive")
 	}
 	if c.RotationInterval > 0 && c.RotationInterval <= c.PrePublish {
 		return fmt.Errorf("key rotation interval (%s) must exceed the pre-publication time (%s)", c.RotationInterval, c.PrePublish)
 	}
-	if c.JWKSMaxAge > c.PrePublish && c.RotationInterval > 0 {
+	// A new key must be in every verifier's JWKS before it signs: in every
+	// process's memory (ReloadInterval) and in caches (JWKSMaxAge). A
+	// pre-publication of zero is an explicit choice to sign at once.
+	if c.JWKSMaxAge > c.PrePublish {
 		return fmt.Errorf("JWKS max-age (%s) must not exceed the pre-publication time (%s), or caches miss new keys", c.JWKSMaxAge, c.PrePublish)
+	}
+	if c.PrePublish > 0 && c.PrePublish < c.JWKSMaxAge+c.ReloadInterval {
+		return fmt.Errorf("pre-publication time (%s) must be at least the JWKS max-age plus the key reload interval (%s)", c.PrePublish, c.JWKSMaxAge+c.ReloadInterval)
 	}
 	return nil
 }

@@ -38,7 +38,9 @@ func TestConfigValidate(t *testing.T) {
 		wantErr string // "" = valid
 	}{
 		{"defaults with rotation", func(*Config) {}, ""},
-		{"rotation disabled", func(c *Config) { c.RotationInterval = 0; c.JWKSMaxAge = 10 * time.Hour }, ""},
+		{"rotation disabled", func(c *Config) { c.RotationInterval = 0 }, ""},
+		{"rotation disabled still bounds max-age (manual rotations pre-publish too)", func(c *Config) { c.RotationInterval = 0; c.JWKSMaxAge = 10 * time.Hour }, "JWKS max-age"},
+		{"no pre-publication with no JWKS caching", func(c *Config) { c.PrePublish, c.JWKSMaxAge = 0, 0 }, ""},
 		{"EdDSA for both", func(c *Config) { c.AccessTokenAlg, c.IDTokenAlg = EdDSA, EdDSA }, ""},
 		{"RS256 access", func(c *Config) { c.AccessTokenAlg = RS256 }, ""},
 		{"HS256 access", func(c *Config) { c.AccessTokenAlg = "HS256" }, `unsupported signing algorithm "HS256"`},
@@ -52,9 +54,11 @@ func TestConfigValidate(t *testing.T) {
 		{"negative rotation", func(c *Config) { c.RotationInterval = -time.Hour }, "must not be negative"},
 		{"negative prepublish", func(c *Config) { c.PrePublish = -time.Hour }, "must not be negative"},
 		{"negative retire", func(c *Config) { c.RetireAfter = -time.Hour }, "must not be negative"},
-		{"zero reload", func(c *Config) { c.ReloadInterval = 0 }, "must not be negative"},
+		{"zero reload", func(c *Config) { c.ReloadInterval = 0 }, "reload interval must be positive"},
+		{"negative max-age", func(c *Config) { c.JWKSMaxAge = -time.Second }, "must not be negative"},
 		{"max-age above prepublish", func(c *Config) { c.JWKSMaxAge = c.PrePublish + time.Second }, "JWKS max-age"},
-		{"max-age equals prepublish", func(c *Config) { c.JWKSMaxAge = c.PrePublish }, ""},
+		{"max-age plus reload fits in prepublish", func(c *Config) { c.JWKSMaxAge = c.PrePublish - c.ReloadInterval }, ""},
+		{"max-age plus reload exceeds prepublish", func(c *Config) { c.JWKSMaxAge = c.PrePublish - c.ReloadInterval + time.Second }, "at least the JWKS max-age plus the key reload interval"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -12,7 +12,8 @@
 //   - a new key is published in the JWKS PrePublish before it activates, so
 //     verifiers' JWKS caches know it before the first token it signs;
 //   - when a successor is scheduled, the old key gets a retirement time (the
-//     successor's activation plus the longest token lifetime): it stays in the
+//     successor's activation plus RetireAfter, which covers the longest
+//     token lifetime and clock leeway): it stays in the
 //     JWKS until then and is deleted afterwards;
 //   - changes to the key set go through storage.UpdateSigningKeys, which
 //     serialises processes, so two processes never both rotate.

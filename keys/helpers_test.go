@@ -122,7 +122,7 @@ func openShared(t *testing.T, b storagetest.Backend, n int) []*storage.Store {
 
 func newManager(t testing.TB, cfg Config, st store, master []byte, clk *fakeClock) *Manager {
 	t.Helper()
-	m, err := New(cfg, st, master, discardLogger)
+	m, err := New(cfg.WithDefaults(), st, master, discardLogger)
 	if err != nil {
 		t.Fatalf("New(%+v): %v", cfg, err)
 	}

@@ -67,9 +67,9 @@ type keySet struct {
 	validUntil time.Time
 }
 
-// New returns a manager. It does no I/O: call Load (or Run) before use.
+// New returns a manager for a complete configuration (see
+// Config.WithDefaults). It does no I/O: call Init (or Load) before use.
 func New(cfg Config, st store, master []byte, logger *slog.Logger) (*Manager, error) {
-	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -135,7 +135,7 @@ func (m *Manager) Rotate(ctx context.Context, immediate bool) ([]Info, error) {
 		if immediate {
 			st = "active"
 		}
-		out = append(out, Info{KID: a.KID, Alg: a.Alg, Status: st, ActivatesAt: a.ActivatesAt, PublicJWK: []byte(a.PublicJWK)})
+		out = append(out, Info{KID: a.KID, Alg: a.Alg, Status: st, CreatedAt: a.CreatedAt, ActivatesAt: a.ActivatesAt, PublicJWK: []byte(a.PublicJWK)})
 	}
 	m.logger.InfoContext(ctx, "signing keys rotated", "immediate", immediate, "keys", len(out))
 	return out, nil

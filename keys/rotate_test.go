@@ -597,7 +597,7 @@ func concurrently(t *testing.T, n int, fn func(i int) error) {
 func TestPlanScheduled(t *testing.T) {
 	cfg := rotCfg
 	cfg.AccessTokenAlg, cfg.IDTokenAlg = ES256, EdDSA // fast key generation
-	m, err := New(cfg, nil, secretA, discardLogger)
+	m, err := New(cfg.WithDefaults(), nil, secretA, discardLogger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -31,11 +32,16 @@ type discoveryDocs struct {
 	oauth, oidc []byte
 }
 
+// endpoint is the URL of path under the issuer. The issuer is used exactly
+// as configured in iss and discovery, trailing slash included; URLs under it
+// never get a double slash.
+func endpoint(issuer, path string) string { return strings.TrimSuffix(issuer, "/") + path }
+
 func buildDiscovery(cfg Config) (discoveryDocs, error) {
 	m := metadata{
 		Issuer:                               cfg.Issuer,
-		TokenEndpoint:                        cfg.Issuer + PathToken,
-		JWKSURI:                              cfg.Issuer + PathJWKS,
+		TokenEndpoint:                        endpoint(cfg.Issuer, PathToken),
+		JWKSURI:                              endpoint(cfg.Issuer, PathJWKS),
 		GrantTypesSupported:                  SupportedGrantTypes,
 		ResponseTypesSupported:               []string{}, // no authorization endpoint yet
 		TokenEndpointAuthMethodsSupported:    []string{AuthMethodBasic, AuthMethodPost},

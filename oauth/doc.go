@@ -6,6 +6,5 @@
 // boundary: a database outage answers 503 temporarily_unavailable, never
 // invalid_client (fosite's default for any GetClient failure).
 //
-// Importers: cmd/oauthd. oauth imports storage, keys, internal/httpx and
-// internal/secret.
+// Importers: cmd/oauthd. oauth imports storage, keys and internal/httpx.
 package oauth

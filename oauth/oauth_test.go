@@ -136,8 +136,8 @@ func TestValidateIssuer(t *testing.T) {
 		"ftp://id.example":          false,
 		"https://u@id.example":      false,
 	} {
-		if err := validateIssuer(iss); (err == nil) != ok {
-			t.Errorf("validateIssuer(%q) = %v, want ok=%v", iss, err, ok)
+		if err := ValidateIssuer(iss); (err == nil) != ok {
+			t.Errorf("ValidateIssuer(%q) = %v, want ok=%v", iss, err, ok)
 		}
 	}
 }

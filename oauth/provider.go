@@ -69,7 +69,7 @@ type Provider struct {
 // compose.ComposeAllEnabled: it enables implicit and password grants and
 // opaque access tokens).
 func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prometheus.Registerer, logger *slog.Logger) (*Provider, error) {
-	if err := validateIssuer(cfg.Issuer); err != nil {
+	if err := ValidateIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
 	if len(cfg.TokenHMACKey) < 32 {
@@ -84,7 +84,7 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 	fcfg := &fosite.Config{
 		AccessTokenIssuer:          cfg.Issuer,
 		IDTokenIssuer:              cfg.Issuer,
-		TokenURL:                   cfg.Issuer + PathToken,
+		TokenURL:                   endpoint(cfg.Issuer, PathToken),
 		AccessTokenLifespan:        cfg.AccessTokenTTL,
 		GlobalSecret:               cfg.TokenHMACKey,
 		ScopeStrategy:              fosite.ExactScopeStrategy,
@@ -131,9 +131,9 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 // a client is changed or deleted.
 func (p *Provider) InvalidateClient(id string) { p.clients.Invalidate(id) }
 
-// validateIssuer enforces OIDC Discovery §3 / RFC 8414 §2: an https URL (or
+// ValidateIssuer enforces OIDC Discovery §3 / RFC 8414 §2: an https URL (or
 // http on loopback for development) with no query or fragment.
-func validateIssuer(iss string) error {
+func ValidateIssuer(iss string) error {
 	u, err := url.Parse(iss)
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("issuer %q is not an absolute URL", iss)

@@ -167,6 +167,13 @@ func TestAdminClientRegistrationValidation(t *testing.T) {
 			t.Errorf("status %d, want 409: %s", status, body)
 		}
 	})
+	t.Run("other methods are 405", func(t *testing.T) {
+		for _, path := range []string{"/admin/clients", "/admin/keys"} {
+			if status, b := ts.adminDo(http.MethodPatch, path, nil); status != http.StatusMethodNotAllowed {
+				t.Errorf("PATCH %s: %d %s, want 405", path, status, b)
+			}
+		}
+	})
 	t.Run("unknown ids are 404", func(t *testing.T) {
 		for _, m := range []string{"GET", "PUT", "DELETE"} {
 			var body any

@@ -106,7 +106,13 @@ environment, the environment over the YAML file named by --config.`,
 			}
 			logger.Info("oauthd ready", "issuer", cfg.Issuer, "public", s.publicLn.Addr().String(),
 				"admin", s.adminLn.Addr().String(), "database", storage.Host(cfg.DSN), "startup", time.Since(started).Round(time.Millisecond))
-			s.printWelcome(c.stderr)
+			if cfg.LogFormat == "json" {
+				// Keep stderr machine-readable: the hints become one record.
+				logger.Info("first steps", "admin_token_file", s.tokenPath, "admin_api", "http://"+s.adminLn.Addr().String()+"/admin/clients",
+					"token_endpoint", cfg.Issuer+oauth.PathToken)
+			} else {
+				s.printWelcome(c.stderr)
+			}
 			return s.serve(cmd.Context())
 		},
 	}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/oauthd/oauthd/keys"
+	"github.com/oauthd/oauthd/oauth"
 	"github.com/oauthd/oauthd/storage"
 )
 
@@ -292,17 +293,19 @@ func readConfigFile(path string) (map[string]string, error) {
 // validate checks what no single option can.
 func (c *Config) validate() error {
 	var problems []error
-	if c.Issuer != strings.TrimSpace(c.Issuer) || c.Issuer == "" {
-		problems = append(problems, errors.New("OAUTHD_ISSUER: must be an absolute URL"))
-	}
 	if c.Addr == c.AdminAddr {
 		problems = append(problems, errors.New("OAUTHD_ADMIN_ADDR: must differ from OAUTHD_ADDR"))
 	}
 	if c.KeyRotation > 0 && c.KeyRotation <= c.KeyPrePublish {
 		problems = append(problems, fmt.Errorf("OAUTHD_KEY_ROTATION_INTERVAL: must exceed OAUTHD_KEY_PREPUBLISH (%s)", c.KeyPrePublish))
 	}
-	if c.KeyRotation > 0 && c.JWKSMaxAge > c.KeyPrePublish {
+	if c.JWKSMaxAge > c.KeyPrePublish {
 		problems = append(problems, fmt.Errorf("OAUTHD_JWKS_MAX_AGE: must not exceed OAUTHD_KEY_PREPUBLISH (%s), or JWKS caches miss new keys", c.KeyPrePublish))
+	} else if c.KeyPrePublish > 0 && c.KeyPrePublish < c.JWKSMaxAge+c.KeyReloadInterval {
+		problems = append(problems, fmt.Errorf("OAUTHD_KEY_PREPUBLISH: must be at least OAUTHD_JWKS_MAX_AGE + OAUTHD_KEY_RELOAD_INTERVAL (%s), so every process and cache knows a key before it signs", c.JWKSMaxAge+c.KeyReloadInterval))
+	}
+	if err := oauth.ValidateIssuer(c.Issuer); err != nil {
+		problems = append(problems, fmt.Errorf("OAUTHD_ISSUER: %w", err))
 	}
 	if c.DataDir == "" {
 		problems = append(problems, errors.New("OAUTHD_DATA_DIR: must not be empty"))

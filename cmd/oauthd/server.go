@@ -106,6 +106,10 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 	if err != nil {
 		return nil, err
 	}
+	if c.Secret == "" && st.Dialect() == storage.Postgres {
+		logger.Warn("OAUTHD_SECRET is not set: using the secret generated in the data dir; every process sharing this database must use the same secret, so set OAUTHD_SECRET on all of them",
+			"file", c.secretFile())
+	}
 	s.adminToken, _, err = adminToken(c)
 	if err != nil {
 		return nil, err
@@ -146,19 +150,22 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 	clients.Changed = provider.InvalidateClient
 
 	pub := mux.NewRouter()
-	pub.Use(httpx.NewMetrics(reg, "public").Middleware)
+	pubMetrics := httpx.NewMetrics(reg, "public")
+	pub.Use(pubMetrics.Middleware)
 	provider.Register(pub)
 	s.registerHealth(pub)
-	pub.NotFoundHandler = http.HandlerFunc(notFound)
-	pub.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	// mux middleware runs on matched routes only: count the misses too.
+	pub.NotFoundHandler = pubMetrics.Middleware(http.HandlerFunc(notFound))
+	pub.MethodNotAllowedHandler = pubMetrics.Middleware(http.HandlerFunc(methodNotAllowed))
 
 	adm := mux.NewRouter()
-	adm.Use(httpx.NewMetrics(reg, "admin").Middleware)
+	admMetrics := httpx.NewMetrics(reg, "admin")
+	adm.Use(admMetrics.Middleware)
 	(&admin.API{Clients: clients, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
 	adm.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.registerHealth(adm)
-	adm.NotFoundHandler = http.HandlerFunc(notFound)
-	adm.MethodNotAllowedHandler = http.HandlerFunc(methodNotAllowed)
+	adm.NotFoundHandler = admMetrics.Middleware(http.HandlerFunc(notFound))
+	adm.MethodNotAllowedHandler = admMetrics.Middleware(http.HandlerFunc(methodNotAllowed))
 
 	s.public = newHTTPServer(pub, logger)
 	s.admin = newHTTPServer(adm, logger)

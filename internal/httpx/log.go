@@ -101,8 +101,7 @@ func routeName(r *http.Request) string {
 }
 
 // AccessLog gives each request an id (X-Request-Id), and writes one log
-// line when it ends: method, route, path, status, size, duration, client
-// address. Never the query string, headers or body: they carry codes,
+// line when it ends: method, path, status, size, duration, client address. Never the query string, headers or body: they carry codes,
 // tokens and secrets.
 func AccessLog(logger *slog.Logger) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {

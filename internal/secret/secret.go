@@ -27,7 +27,6 @@ const (
 	KeyEncryption    = "oauthd/v1/signing-key-encryption"
 	ClientSecretHMAC = "oauthd/v1/client-secret-hmac"
 	TokenHMAC        = "oauthd/v1/opaque-token-hmac"
-	AdminToken       = "oauthd/v1/admin-token"
 )
 
 // Derive returns a 32-byte key for purpose from the master secret.
