@@ -19,6 +19,8 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"golang.org/x/crypto/cryptobyte"
+	"golang.org/x/crypto/cryptobyte/asn1"
 
 	"github.com/oauthd/oauthd/storage"
 )
@@ -38,7 +40,7 @@ type Key struct {
 	public  crypto.PublicKey
 	jwk     json.RawMessage // public JWK, as served
 
-	signers *sync.Map // typ header → jose.Signer; built once, shared by copies
+	headers *sync.Map // typ → encoded protected header; built once, shared by copies
 }
 
 // Public returns the public key (a *rsa.PublicKey, *ecdsa.PublicKey or
@@ -136,7 +138,7 @@ func parseRecord(aead cipher.AEAD, r storage.SigningKey) (*Key, error) {
 		private:     priv,
 		public:      priv.Public(),
 		jwk:         json.RawMessage(r.PublicJWK),
-		signers:     &sync.Map{},
+		headers:     &sync.Map{},
 	}, nil
 }
 
@@ -166,28 +168,98 @@ func newAEAD(kek []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// sign returns the compact JWS of payload with header typ and this key's kid.
+// sign returns the compact JWS (RFC 7515 §7.1) of payload with header typ
+// and this key's kid.
+//
+// This is the hottest code of the server (every token request), so it is
+// written out rather than going through go-jose's signer, which marshals
+// the same protected header to JSON on every call: here the encoded header
+// is built once per key and typ, and the signature is made directly with
+// the standard library. go-jose still verifies (Verify) and builds the JWKS;
+// the tests check every signed token with it.
 func (k *Key) sign(typ string, payload []byte) (string, error) {
-	var s jose.Signer
-	if v, ok := k.signers.Load(typ); ok {
-		s = v.(jose.Signer)
-	} else {
-		opts := (&jose.SignerOptions{}).WithType(jose.ContentType(typ))
-		ns, err := jose.NewSigner(jose.SigningKey{
-			Algorithm: jose.SignatureAlgorithm(k.Alg),
-			Key:       jose.JSONWebKey{Key: k.private, KeyID: k.KID, Algorithm: k.Alg},
-		}, opts)
-		if err != nil {
-			return "", err
-		}
-		v, _ := k.signers.LoadOrStore(typ, ns)
-		s = v.(jose.Signer)
-	}
-	jws, err := s.Sign(payload)
+	prefix, err := k.headerPrefix(typ)
 	if err != nil {
 		return "", err
 	}
-	return jws.CompactSerialize()
+	enc := base64.RawURLEncoding
+	buf := make([]byte, 0, len(prefix)+enc.EncodedLen(len(payload))+1+enc.EncodedLen(512))
+	buf = append(buf, prefix...)
+	buf = enc.AppendEncode(buf, payload)
+	sig, err := k.signingInput(buf)
+	if err != nil {
+		return "", err
+	}
+	buf = append(buf, '.')
+	buf = enc.AppendEncode(buf, sig)
+	return string(buf), nil
+}
+
+// headerPrefix returns base64url(protected header) + "." for typ, built once.
+func (k *Key) headerPrefix(typ string) (string, error) {
+	if v, ok := k.headers.Load(typ); ok {
+		return v.(string), nil
+	}
+	h, err := json.Marshal(struct {
+		Alg string `json:"alg"`
+		Kid string `json:"kid"`
+		Typ string `json:"typ"`
+	}{k.Alg, k.KID, typ})
+	if err != nil {
+		return "", err
+	}
+	v, _ := k.headers.LoadOrStore(typ, base64.RawURLEncoding.EncodeToString(h)+".")
+	return v.(string), nil
+}
+
+// signingInput signs the JWS signing input with the algorithm of the key:
+// RS256 (RSASSA-PKCS1-v1_5, SHA-256), ES256 (P-256, SHA-256, R||S as RFC
+// 7518 §3.4 requires, not ASN.1) or EdDSA (Ed25519, RFC 8037).
+func (k *Key) signingInput(input []byte) ([]byte, error) {
+	switch priv := k.private.(type) {
+	case *ecdsa.PrivateKey:
+		digest := sha256.Sum256(input)
+		der, err := ecdsa.SignASN1(rand.Reader, priv, digest[:])
+		if err != nil {
+			return nil, err
+		}
+		return derToFixed(der, 32)
+	case *rsa.PrivateKey:
+		digest := sha256.Sum256(input)
+		return rsa.SignPKCS1v15(nil, priv, crypto.SHA256, digest[:])
+	case ed25519.PrivateKey:
+		return ed25519.Sign(priv, input), nil
+	}
+	return nil, fmt.Errorf("key %s: unsupported key type %T", k.KID, k.private)
+}
+
+// derToFixed converts an ASN.1 ECDSA signature to the fixed-size R||S form.
+func derToFixed(der []byte, size int) ([]byte, error) {
+	var r, s []byte
+	in := cryptobyte.String(der)
+	var seq cryptobyte.String
+	if !in.ReadASN1(&seq, asn1.SEQUENCE) || !in.Empty() ||
+		!seq.ReadASN1Integer(&r) || !seq.ReadASN1Integer(&s) || !seq.Empty() {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	if !fillFixed(out[:size], r) || !fillFixed(out[size:], s) {
+		return nil, errors.New("ECDSA signature component too large")
+	}
+	return out, nil
+}
+
+// fillFixed writes the big-endian integer v (possibly with a leading zero
+// byte from DER) right-aligned into dst.
+func fillFixed(dst, v []byte) bool {
+	for len(v) > 0 && v[0] == 0 {
+		v = v[1:]
+	}
+	if len(v) > len(dst) {
+		return false
+	}
+	copy(dst[len(dst)-len(v):], v)
+	return true
 }
 
 // etagOf returns a strong ETag for a document.
