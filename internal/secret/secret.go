@@ -16,7 +16,9 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash"
 	"strings"
+	"sync"
 )
 
 // MinLength is the shortest system secret accepted, in bytes.
@@ -53,15 +55,27 @@ const hashPrefix = "hmac-sha256$"
 // entropy, so a slow password hash would add cost to every token request and
 // no security: nobody can guess them, and a database dump without the system
 // secret cannot even be checked offline. Hasher implements fosite.Hasher.
-type Hasher struct{ key []byte }
+type Hasher struct {
+	key []byte
+	// macs reuses HMAC states: every token request checks a secret, and a
+	// fresh HMAC costs two SHA-256 initialisations and several allocations.
+	macs sync.Pool
+}
 
 // NewHasher derives the client-secret key from master.
-func NewHasher(master []byte) *Hasher { return &Hasher{key: Derive(master, ClientSecretHMAC)} }
+func NewHasher(master []byte) *Hasher {
+	h := &Hasher{key: Derive(master, ClientSecretHMAC)}
+	h.macs.New = func() any { return hmac.New(sha256.New, h.key) }
+	return h
+}
 
 func (h *Hasher) sum(data []byte) []byte {
-	m := hmac.New(sha256.New, h.key)
+	m := h.macs.Get().(hash.Hash)
+	m.Reset()
 	m.Write(data)
-	return m.Sum(nil)
+	out := m.Sum(make([]byte, 0, sha256.Size))
+	h.macs.Put(m)
+	return out
 }
 
 // HashString returns the storable hash of a secret.
