@@ -43,14 +43,25 @@ func TestBenchLoadGenerator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	specs, err := benchSpecs(ctx, ts.PublicURL, cl, benchScenarios)
+	for _, client := range []loadgen.Client{loadgen.ClientRaw, loadgen.ClientNetHTTP} {
+		t.Run(string(client), func(t *testing.T) { testBenchLoadGenerator(t, ts.PublicURL, cl, client) })
+	}
+}
+
+func testBenchLoadGenerator(t *testing.T, publicURL string, cl benchClient, client loadgen.Client) {
+	ctx := context.Background()
+	specs, err := benchSpecs(ctx, publicURL, cl, benchScenarios, client)
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := &benchOptions{scenarios: benchScenarios, concurrency: 2, duration: 300 * time.Millisecond, warmup: 50 * time.Millisecond}
-	reports, err := benchLoad(ctx, specs, o, 0, io.Discard, nil)
+	o := &benchOptions{scenarios: benchScenarios, concurrency: 2, duration: 300 * time.Millisecond, warmup: 50 * time.Millisecond, client: string(client)}
+	var progress bytes.Buffer
+	reports, err := benchLoad(ctx, specs, o, 0, &progress, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if want := "(" + string(client) + " client)"; !strings.Contains(progress.String(), want) {
+		t.Errorf("progress lacks %q:\n%s", want, progress.String())
 	}
 	if len(reports) != len(benchScenarios) {
 		t.Fatalf("%d scenario reports, want %d", len(reports), len(benchScenarios))
@@ -63,9 +74,13 @@ func TestBenchLoadGenerator(t *testing.T) {
 	}
 
 	// Both renderings carry the figures.
-	rep := &benchReport{Config: benchConfig{Scenarios: o.scenarios, Concurrency: 2, DurationS: 0.3, Server: "external", Target: ts.PublicURL}, Scenarios: reports}
+	rep := &benchReport{Config: benchConfig{Scenarios: o.scenarios, Concurrency: 2, DurationS: 0.3, Client: string(client), Server: "external", Target: publicURL}, Scenarios: reports}
 	var text bytes.Buffer
 	rep.writeText(&text)
+	firstLine, _, _ := strings.Cut(text.String(), "\n")
+	if want := "client=" + string(client); !strings.Contains(firstLine, want) {
+		t.Errorf("header line lacks %q: %s", want, firstLine)
+	}
 	for _, want := range append([]string{"concurrency=2", "P99.9", "external"}, benchScenarios...) {
 		if !strings.Contains(text.String(), want) {
 			t.Errorf("text report lacks %q:\n%s", want, text.String())
@@ -76,7 +91,7 @@ func TestBenchLoadGenerator(t *testing.T) {
 		t.Fatal(err)
 	}
 	var back benchReport
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != 3 || back.Scenarios[0].LatencyMS.P50 <= 0 {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != 3 || back.Scenarios[0].LatencyMS.P50 <= 0 || back.Config.Client != string(client) {
 		t.Errorf("JSON report: %v\n%s", err, js.String())
 	}
 }
@@ -102,6 +117,8 @@ func TestBenchFlagValidation(t *testing.T) {
 		{args: []string{"--target", "ftp://example.com", "--admin-url", "http://127.0.0.1:1"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--target"}},
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--dsn", "sqlite://x.db"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--dsn", "--target"}},
 		{args: []string{"surplus"}, want: []string{"surplus"}},
+		{args: []string{"--client", "curl"}, want: []string{"--client", `"curl"`}},
+		{args: []string{"--target", "https://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--client", "raw"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--client", "https"}},
 		// Valid flags, unreachable target: fails at the readiness check,
 		// which shows the token was taken from the environment.
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--target: ", "127.0.0.1:1"}},
@@ -142,7 +159,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
 	}
-	if rep.Config.DB != "sqlite" || rep.Config.Server != "started" || rep.Config.LogLevel != "warn" || rep.Config.Concurrency != 2 {
+	if rep.Config.DB != "sqlite" || rep.Config.Server != "started" || rep.Config.LogLevel != "warn" || rep.Config.Concurrency != 2 || rep.Config.Client != "raw" {
 		t.Errorf("config %+v", rep.Config)
 	}
 	if len(rep.Scenarios) != len(benchScenarios) {
@@ -223,7 +240,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	specs, err := benchSpecs(ctx, publicURL, cl, []string{scenarioToken})
+	specs, err := benchSpecs(ctx, publicURL, cl, []string{scenarioToken}, loadgen.ClientNetHTTP)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,10 +2,14 @@
 // time and summarises throughput and latency. It backs `oauthd bench`.
 //
 // It is built to stay out of the way of the server it measures, which
-// usually shares the machine: one shared keep-alive transport, requests
-// prepared once and re-sent, response bodies read into a per-worker buffer,
-// latencies recorded into a per-worker histogram (no allocation), nothing
-// logged per request. What still allocates per request is net/http itself.
+// usually shares the machine. For http:// it uses its own HTTP/1.1 client
+// (ClientRaw): each worker keeps one connection, writes the request it built
+// once with a single Write and parses the answer in place, with no
+// allocation per request. For https:// (or on request, ClientNetHTTP) it
+// uses net/http over one shared keep-alive transport, with requests prepared
+// once and re-sent; there net/http itself still allocates per request. Either
+// way response bodies go into a per-worker buffer, latencies into a
+// per-worker histogram (no allocation), and nothing is logged per request.
 package loadgen
 
 import (
@@ -16,6 +20,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"sort"
 	"strings"
 	"sync"
@@ -46,10 +51,17 @@ type Config struct {
 	// KeepGoing counts failed requests and carries on; otherwise the first
 	// failure stops the run (Result.Aborted).
 	KeepGoing bool
-	// Transport is shared by all workers; nil means NewTransport(Concurrency).
+	// Client is the HTTP client to use (see ChooseClient). The empty
+	// choice means ClientNetHTTP when Transport is set, else ClientRaw for
+	// http:// and ClientNetHTTP for https://.
+	Client Client
+	// Transport is shared by all workers of ClientNetHTTP; nil means
+	// NewTransport(Concurrency).
 	Transport http.RoundTripper
 	// Grace is how long requests still in flight at the end may take before
-	// they are cancelled and counted as timeouts (default 10s).
+	// they are cancelled and counted as timeouts (default 10s). With
+	// ClientRaw it is also each request's deadline: a request without an
+	// answer by then fails as a timeout, during the run as at its end.
 	Grace time.Duration
 }
 
@@ -115,10 +127,18 @@ func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
 		return nil, errors.New("loadgen: duration must be positive and warm-up not negative")
 	}
 	if cfg.Grace <= 0 {
-		cfg.Grace = 10 * time.Second
+		cfg.Grace = defaultTimeout
+	}
+	client := cfg.Client
+	if client == "" && cfg.Transport != nil {
+		client = ClientNetHTTP
+	}
+	client, err := ChooseClient(client, spec.URL)
+	if err != nil {
+		return nil, err
 	}
 	rt := cfg.Transport
-	if rt == nil {
+	if rt == nil && client == ClientNetHTTP {
 		t := NewTransport(cfg.Concurrency)
 		defer t.CloseIdleConnections()
 		rt = t
@@ -127,8 +147,20 @@ func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
 	runCtx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	workers := make([]*worker, cfg.Concurrency)
+	defer func() {
+		for _, w := range workers {
+			if w != nil {
+				w.s.Close()
+			}
+		}
+	}()
 	for i := range workers {
-		s, err := NewSender(runCtx, spec, rt)
+		var s *Sender
+		if client == ClientRaw {
+			s, err = NewRawSender(runCtx, spec, cfg.Grace)
+		} else {
+			s, err = NewSender(runCtx, spec, rt)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -255,24 +287,27 @@ func (w *worker) run(ctx context.Context, measureFrom, end time.Time, keepGoing 
 	}
 }
 
-// Sender sends one Spec's request repeatedly, one at a time. It is not safe
-// for concurrent use: give each goroutine its own.
+// Sender sends one Spec's request repeatedly, one at a time, with net/http
+// (NewSender) or the raw client (NewRawSender). It is not safe for
+// concurrent use: give each goroutine its own.
 type Sender struct {
 	spec Spec
-	rt   http.RoundTripper
-	req  *http.Request
-	buf  []byte
-	n    int // bytes of the last response body in buf
+	path string // of the URL, for messages
+
+	// net/http
+	rt  http.RoundTripper
+	req *http.Request
+	buf []byte
+	n   int // bytes of the last response body in buf
+
+	// raw
+	raw *rawClient
 }
 
-// NewSender prepares spec's request. Requests carry ctx.
+// NewSender prepares spec's request for net/http, sent through rt.
+// Requests carry ctx.
 func NewSender(ctx context.Context, spec Spec, rt http.RoundTripper) (*Sender, error) {
-	if spec.Method == "" {
-		spec.Method = http.MethodGet
-	}
-	if spec.Status == 0 {
-		spec.Status = http.StatusOK
-	}
+	spec = withDefaults(spec)
 	req, err := http.NewRequestWithContext(ctx, spec.Method, spec.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
@@ -289,7 +324,53 @@ func NewSender(ctx context.Context, spec Spec, rt http.RoundTripper) (*Sender, e
 		req.ContentLength = int64(len(body))
 		req.GetBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
 	}
-	return &Sender{spec: spec, rt: rt, req: req, buf: make([]byte, 4096)}, nil
+	return &Sender{spec: spec, path: req.URL.Path, rt: rt, req: req, buf: make([]byte, 4096)}, nil
+}
+
+// NewRawSender prepares spec's request for the raw HTTP/1.1 client (http://
+// URLs only). The sender keeps one connection, dialled on first use; each
+// request must be answered within timeout (0 means 10s), and ctx being done
+// interrupts a request in flight. Close the sender when done.
+func NewRawSender(ctx context.Context, spec Spec, timeout time.Duration) (*Sender, error) {
+	spec = withDefaults(spec)
+	u, err := url.Parse(spec.URL)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, spec.URL)
+	}
+	raw, err := newRawClient(ctx, spec, u, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+	}
+	return &Sender{spec: spec, path: u.Path, raw: raw}, nil
+}
+
+func withDefaults(spec Spec) Spec {
+	if spec.Method == "" {
+		spec.Method = http.MethodGet
+	}
+	if spec.Status == 0 {
+		spec.Status = http.StatusOK
+	}
+	return spec
+}
+
+// Close releases the sender's connection (raw client; with net/http the
+// transport's owner closes connections).
+func (s *Sender) Close() {
+	if s.raw != nil {
+		s.raw.close()
+	}
+}
+
+// body is the kept start of the last response body.
+func (s *Sender) body() []byte {
+	if s.raw != nil {
+		return s.raw.rr.body()
+	}
+	return s.buf[:s.n]
 }
 
 // Do sends the request once and checks the answer; the error says what was
@@ -306,6 +387,9 @@ func (s *Sender) Do() error {
 const maxBody = 1 << 20
 
 func (s *Sender) do() (errKind, error) {
+	if s.raw != nil {
+		return s.doRaw()
+	}
 	if len(s.spec.Body) > 0 {
 		// A fresh reader per request (one small allocation): the transport
 		// may still be reading the previous body when the answer arrives.
@@ -338,10 +422,25 @@ func (s *Sender) do() (errKind, error) {
 		}
 	}
 	resp.Body.Close()
-	if resp.StatusCode != s.spec.Status {
-		return errKind{class: kindStatus, status: resp.StatusCode}, nil
+	return s.check(resp.StatusCode)
+}
+
+func (s *Sender) doRaw() (errKind, error) {
+	if err := s.raw.do(); err != nil {
+		if isTimeout(err) && s.raw.ctx.Err() == nil {
+			return errKind{class: kindTimeout}, err
+		}
+		return errKind{class: kindTransport}, err
 	}
-	if len(s.spec.BodyContains) > 0 && !bytes.Contains(s.buf[:s.n], s.spec.BodyContains) {
+	return s.check(s.raw.rr.status)
+}
+
+// check judges a complete answer.
+func (s *Sender) check(status int) (errKind, error) {
+	if status != s.spec.Status {
+		return errKind{class: kindStatus, status: status}, nil
+	}
+	if len(s.spec.BodyContains) > 0 && !bytes.Contains(s.body(), s.spec.BodyContains) {
 		return errKind{class: kindBody}, nil
 	}
 	return errKind{}, nil
@@ -353,18 +452,22 @@ func (s *Sender) describe(kind errKind, err error) string {
 	case kindStatus, kindBody:
 		var msg string
 		if kind.class == kindStatus {
-			msg = fmt.Sprintf("%s %s: %s, want %d", s.spec.Method, s.req.URL.Path, kind, s.spec.Status)
+			msg = fmt.Sprintf("%s %s: %s, want %d", s.spec.Method, s.path, kind, s.spec.Status)
 		} else {
-			msg = fmt.Sprintf("%s %s: body lacks %q", s.spec.Method, s.req.URL.Path, s.spec.BodyContains)
+			msg = fmt.Sprintf("%s %s: body lacks %q", s.spec.Method, s.path, s.spec.BodyContains)
 		}
-		if body := strings.TrimSpace(string(s.buf[:min(s.n, 300)])); body != "" {
+		body := s.body()
+		if body := strings.TrimSpace(string(body[:min(len(body), 300)])); body != "" {
 			msg += ": " + body
 		}
 		return msg
 	case kindTimeout:
-		return fmt.Sprintf("%s %s: no answer by the end of the grace period", s.spec.Method, s.req.URL.Path)
+		if err != errOverrun && s.raw != nil {
+			return fmt.Sprintf("%s %s: no answer within %v", s.spec.Method, s.path, s.raw.timeout)
+		}
+		return fmt.Sprintf("%s %s: no answer by the end of the grace period", s.spec.Method, s.path)
 	}
-	return fmt.Sprintf("%s %s: %v", s.spec.Method, s.req.URL.Path, err)
+	return fmt.Sprintf("%s %s: %v", s.spec.Method, s.path, err)
 }
 
 // bodyReader is a request body over shared bytes.
