@@ -28,7 +28,7 @@ func derSig(r, s *big.Int) []byte {
 // in a few hundred tokens.
 func TestDERToFixed(t *testing.T) {
 	full := new(big.Int).SetBytes(bytes.Repeat([]byte{0xff}, 32)) // DER adds a 0x00
-	short := big.NewInt(0x0102)                                    // must be left-padded
+	short := big.NewInt(0x0102)                                   // must be left-padded
 	tests := []struct {
 		name string
 		r, s *big.Int
