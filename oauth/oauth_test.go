@@ -3,6 +3,7 @@ package oauth
 import (
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -138,6 +139,33 @@ func TestValidateIssuer(t *testing.T) {
 	} {
 		if err := ValidateIssuer(iss); (err == nil) != ok {
 			t.Errorf("ValidateIssuer(%q) = %v, want ok=%v", iss, err, ok)
+		}
+	}
+}
+
+func TestWriteTokenResponse(t *testing.T) {
+	tests := []struct {
+		name   string
+		fields map[string]interface{}
+		want   string
+	}{
+		{"client credentials", map[string]interface{}{"access_token": "a", "token_type": "Bearer", "expires_in": int64(600), "scope": "x y"},
+			`{"access_token":"a","token_type":"Bearer","expires_in":600,"scope":"x y"}`},
+		{"empty scope omitted", map[string]interface{}{"access_token": "a", "token_type": "Bearer", "expires_in": int64(1), "scope": ""},
+			`{"access_token":"a","token_type":"Bearer","expires_in":1}`},
+		{"unknown member kept", map[string]interface{}{"access_token": "a", "token_type": "Bearer", "expires_in": int64(1), "issued_token_type": "x"},
+			`{"access_token":"a","expires_in":1,"issued_token_type":"x","token_type":"Bearer"}`},
+		{"unexpected type kept", map[string]interface{}{"access_token": "a", "token_type": "Bearer", "expires_in": 1.5},
+			`{"access_token":"a","expires_in":1.5,"token_type":"Bearer"}`},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		writeTokenResponse(rec, tc.fields)
+		if got := strings.TrimSpace(rec.Body.String()); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+		if rec.Header().Get("Cache-Control") != "no-store" || rec.Header().Get("Content-Type") != "application/json" {
+			t.Errorf("%s: headers %v", tc.name, rec.Header())
 		}
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/oauthd/oauthd/admin"
+	"github.com/oauthd/oauthd/internal/logx"
 	"github.com/oauthd/oauthd/internal/secret"
 	"github.com/oauthd/oauthd/keys"
 	"github.com/oauthd/oauthd/oauth"
@@ -98,7 +99,12 @@ environment, the environment over the YAML file named by --config.`,
 			if err != nil {
 				return err
 			}
-			logger := newLogger(cfg, c.stderr)
+			tuneGC(c.getenv)
+			// One access-log line per request: batch the writes (flushed
+			// every 100ms, at once for warnings, and at exit).
+			out := logx.NewBufferedWriter(c.stderr, 100*time.Millisecond)
+			defer out.Close()
+			logger := newLogger(cfg, out)
 			started := time.Now()
 			s, err := start(cmd.Context(), cfg, logger)
 			if err != nil {
@@ -111,6 +117,7 @@ environment, the environment over the YAML file named by --config.`,
 				logger.Info("first steps", "admin_token_file", s.tokenPath, "admin_api", "http://"+s.adminLn.Addr().String()+"/admin/clients",
 					"token_endpoint", cfg.Issuer+oauth.PathToken)
 			} else {
+				_ = out.Flush() // the welcome text follows the start-up lines
 				s.printWelcome(c.stderr)
 			}
 			return s.serve(cmd.Context())
