@@ -76,7 +76,8 @@ Without --target, bench starts this binary as "oauthd serve" on loopback
 ports, on a fresh SQLite database in a temporary directory (or a fresh schema,
 dropped at the end, in the PostgreSQL database named by --dsn), registers a
 client through the admin API, and stops the server with SIGTERM at the end.
-The server logs at --log-level, by default warn: without access logs. Other
+The server logs at --log-level, by default info like a default server: one
+access-log line per request, to a file (--log-level warn leaves them out). Other
 OAUTHD_* variables (e.g. OAUTHD_ACCESS_TOKEN_ALG) and GOMAXPROCS, GOGC,
 GOMEMLIMIT and GODEBUG pass through to it and are printed with the results.
 
@@ -130,7 +131,7 @@ ready; peak RSS (VmHWM) after the load.`,
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
 	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
 	f.StringVar(&o.dsn, "dsn", "", "database of the server bench starts: sqlite://PATH or postgres://... (a fresh schema in it) (default: SQLite in a temporary directory)")
-	f.StringVar(&o.logLevel, "log-level", "warn", "log level of the server bench starts (info includes access logs)")
+	f.StringVar(&o.logLevel, "log-level", "info", "log level of the server bench starts (info, the server default, includes access logs)")
 	f.StringVar(&o.target, "target", "", "base URL of a running server to drive instead of starting one")
 	f.StringVar(&o.adminURL, "admin-url", "", "with --target: base URL of its admin listener")
 	f.StringVar(&o.adminToken, "admin-token", "", "with --target: admin token (env OAUTHD_ADMIN_TOKEN); prefer the environment: flags show in ps")
@@ -936,7 +937,7 @@ func (r *benchReport) writeText(w io.Writer) {
 	fmt.Fprintf(w, "oauthd bench: scenario=%s concurrency=%d duration=%s warmup=%s client=%s db=%s GOMAXPROCS=%d cpus=%d %s %s/%s\n",
 		strings.Join(c.Scenarios, ","), c.Concurrency, benchSecs(c.DurationS), benchSecs(c.WarmupS), client, c.DB, c.GOMAXPROCS, c.NumCPU, c.GoVersion, c.OS, c.Arch)
 	if c.Server == "started" {
-		logging := "access logging off; --log-level info includes it"
+		logging := "access logging off"
 		if c.LogLevel == "info" || c.LogLevel == "debug" {
 			logging = "access logging on, to a file"
 		}

@@ -159,7 +159,7 @@ func TestBenchCommand(t *testing.T) {
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
 		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
 	}
-	if rep.Config.DB != "sqlite" || rep.Config.Server != "started" || rep.Config.LogLevel != "warn" || rep.Config.Concurrency != 2 || rep.Config.Client != "raw" {
+	if rep.Config.DB != "sqlite" || rep.Config.Server != "started" || rep.Config.LogLevel != "info" || rep.Config.Concurrency != 2 || rep.Config.Client != "raw" {
 		t.Errorf("config %+v", rep.Config)
 	}
 	if len(rep.Scenarios) != len(benchScenarios) {
