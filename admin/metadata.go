@@ -2,7 +2,6 @@ package admin
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -73,9 +72,7 @@ var (
 // defaults, and returns the record to store (without id or secret).
 func normalize(m Metadata, supportedGrants []string) (storage.Client, error) {
 	var c storage.Client
-	if m.ClientName == "" {
-		return c, invalidMetadata("client_name is required")
-	}
+	// client_name is optional (RFC 7591 §2); pages show the client_id instead.
 	if utf8.RuneCountInString(m.ClientName) > maxNameLength || strings.IndexFunc(m.ClientName, unicode.IsControl) >= 0 || !utf8.ValidString(m.ClientName) {
 		return c, invalidMetadata("client_name must be at most %d printable characters", maxNameLength)
 	}
@@ -225,13 +222,21 @@ func checkRedirectURI(raw string) error {
 		return fmt.Errorf("scheme must be lower case")
 	}
 	for _, seg := range strings.Split(u.EscapedPath(), "/") {
-		if seg == "." || seg == ".." || strings.EqualFold(seg, "%2e") || strings.EqualFold(seg, "%2e%2e") {
+		// Decode first (".%2e", "%2E."), and drop ";params" ("..;"), as a
+		// server behind the client might before resolving the path.
+		if dec, err := url.PathUnescape(seg); err == nil {
+			seg = dec
+		}
+		if i := strings.IndexByte(seg, ';'); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "." || seg == ".." {
 			return fmt.Errorf("must not contain dot segments")
 		}
 	}
 	switch scheme {
 	case "https":
-		if u.Host == "" {
+		if u.Hostname() == "" {
 			return fmt.Errorf("must name a host")
 		}
 	case "http":
@@ -248,12 +253,11 @@ func checkRedirectURI(raw string) error {
 	return nil
 }
 
+// isLoopback accepts exactly the three loopback spellings RFC 8252 §7.3 and
+// §8.3 name (not 127.0.0.2, ::ffff:127.0.0.1 or other forms): redirect URIs
+// are compared as strings, so one spelling is one client.
 func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback() && (ip.Equal(net.IPv4(127, 0, 0, 1)) || ip.Equal(net.IPv6loopback))
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 func truncate(s string, n int) string {

@@ -38,6 +38,14 @@ func TestCheckRedirectURI(t *testing.T) {
 		{"https://c.example/a/../cb", false},
 		{"https://c.example/a/%2e%2e/cb", false},
 		{"https://c.example/./cb", false},
+		{"https://c.example/a/.%2e/cb", false},
+		{"https://c.example/a/%2E./cb", false},
+		{"https://c.example/a/..;/cb", false},
+		{"https://c.example/a/%2e%2e%3b/cb", false},
+		{"https://c.example/a..b/cb", true},
+		{"https://:443/cb", false},
+		{"http://[::ffff:127.0.0.1]/cb", false},
+		{"http://127.0.0.1.nip.io/cb", false},
 		{"/cb", false},
 		{"cb", false},
 		{"", false},
@@ -96,6 +104,7 @@ func TestNormalize(t *testing.T) {
 		check   func(t *testing.T, m Metadata)
 	}{
 		{name: "defaults", m: Metadata{ClientName: "a"}},
+		{name: "no name", m: Metadata{}},
 		{name: "scope dedupe", m: Metadata{ClientName: "a", Scope: "x y x"}},
 		{name: "double space", m: Metadata{ClientName: "a", Scope: "x  y"}, wantErr: "single spaces"},
 		{name: "control char in name", m: Metadata{ClientName: "a\x07"}, wantErr: "client_name"},

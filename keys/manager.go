@@ -91,7 +91,7 @@ func (m *Manager) Config() Config { return m.cfg }
 // algorithms no longer configured), then loads the set.
 func (m *Manager) Init(ctx context.Context) error {
 	if err := m.store.UpdateSigningKeys(ctx, func(current []storage.SigningKey) (storage.KeyChange, error) {
-		return m.planScheduled(current, m.now().UTC(), true)
+		return m.planScheduled(current, m.now().UTC())
 	}); err != nil {
 		return fmt.Errorf("initialise signing keys: %w", err)
 	}
@@ -339,12 +339,12 @@ func (m *Manager) List(ctx context.Context) ([]Info, error) {
 	for _, k := range s.all {
 		st := "retiring"
 		switch {
+		case k.RetiresAt != nil && !now.Before(*k.RetiresAt):
+			st = "retired"
 		case k.ActivatesAt.After(now):
 			st = "pending"
 		case s.active[k.Alg] == k:
 			st = "active"
-		case k.RetiresAt != nil && !now.Before(*k.RetiresAt):
-			st = "retired"
 		}
 		out = append(out, Info{KID: k.KID, Alg: k.Alg, Status: st, CreatedAt: k.CreatedAt, ActivatesAt: k.ActivatesAt, RetiresAt: k.RetiresAt, PublicJWK: k.jwk})
 	}

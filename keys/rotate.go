@@ -9,7 +9,10 @@ import (
 )
 
 // planScheduled decides the routine changes to the stored keys at now:
-//   - an algorithm with no key gets one, active at once (first start);
+//   - an algorithm with no key that signs now gets one, active at once (first
+//     start; or the keys were rotated with pre-publication before any key
+//     existed, or the active key was removed by hand); when a pending key
+//     exists, the new one retires after the pending one takes over;
 //   - when the newest key of an algorithm has signed for RotationInterval
 //     minus PrePublish, a successor is added that activates PrePublish from
 //     now, and the newest key gets its retirement time;
@@ -18,7 +21,7 @@ import (
 //
 // It runs inside storage.UpdateSigningKeys, so current is what every other
 // process sees too.
-func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time, _ bool) (storage.KeyChange, error) {
+func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time) (storage.KeyChange, error) {
 	change := storage.KeyChange{Retire: map[string]time.Time{}}
 	if err := m.checkSecret(current); err != nil {
 		return change, err
@@ -33,15 +36,20 @@ func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time, _ b
 			newest[k.Alg] = k
 		}
 	}
+	active := activeAlgs(current, now)
 	configured := map[string]bool{}
 	for _, alg := range m.cfg.algs() {
 		configured[alg] = true
 		n, ok := newest[alg]
 		switch {
-		case !ok:
+		case !active[alg]:
 			rec, err := newRecord(m.aead, alg, now)
 			if err != nil {
 				return change, err
+			}
+			if ok && n.ActivatesAt.After(now) { // a pending key takes over later
+				retire := n.ActivatesAt.Add(m.cfg.RetireAfter)
+				rec.RetiresAt = &retire
 			}
 			change.Add = append(change.Add, rec)
 		case m.cfg.RotationInterval > 0 && !now.Add(m.cfg.PrePublish).Before(n.ActivatesAt.Add(m.cfg.RotationInterval)):
@@ -62,6 +70,17 @@ func (m *Manager) planScheduled(current []storage.SigningKey, now time.Time, _ b
 	return change, nil
 }
 
+// activeAlgs reports which algorithms have a key that signs at now.
+func activeAlgs(keys []storage.SigningKey, now time.Time) map[string]bool {
+	out := map[string]bool{}
+	for _, k := range keys {
+		if !k.ActivatesAt.After(now) && (k.RetiresAt == nil || now.Before(*k.RetiresAt)) {
+			out[k.Alg] = true
+		}
+	}
+	return out
+}
+
 // checkSecret refuses to change the key set when a stored key does not
 // decrypt under this process's secret: a process started with the wrong
 // OAUTHD_SECRET must not add keys that every other process fails to load.
@@ -77,17 +96,19 @@ func (m *Manager) checkSecret(current []storage.SigningKey) error {
 // planForced adds a successor for every configured algorithm regardless of
 // schedule. immediate makes it sign at once (an emergency: caches that have
 // not fetched the JWKS since will not know the kid for up to JWKSMaxAge);
-// otherwise it activates after PrePublish like a scheduled rotation.
+// otherwise it activates after PrePublish like a scheduled rotation, except
+// for an algorithm with no key signing now, whose new key signs at once.
 func (m *Manager) planForced(current []storage.SigningKey, now time.Time, immediate bool) (storage.KeyChange, []storage.SigningKey, error) {
 	change := storage.KeyChange{Retire: map[string]time.Time{}}
 	if err := m.checkSecret(current); err != nil {
 		return change, nil, err
 	}
-	at := now.Add(m.cfg.PrePublish)
-	if immediate {
-		at = now
-	}
+	active := activeAlgs(current, now)
 	for _, alg := range m.cfg.algs() {
+		at := now.Add(m.cfg.PrePublish)
+		if immediate || !active[alg] {
+			at = now
+		}
 		rec, err := newRecord(m.aead, alg, at)
 		if err != nil {
 			return change, nil, err
@@ -132,7 +153,7 @@ func (m *Manager) Rotate(ctx context.Context, immediate bool) ([]Info, error) {
 	out := make([]Info, 0, len(added))
 	for _, a := range added {
 		st := "pending"
-		if immediate {
+		if !a.ActivatesAt.After(m.now().UTC()) {
 			st = "active"
 		}
 		out = append(out, Info{KID: a.KID, Alg: a.Alg, Status: st, CreatedAt: a.CreatedAt, ActivatesAt: a.ActivatesAt, PublicJWK: []byte(a.PublicJWK)})
@@ -146,7 +167,7 @@ func (m *Manager) Rotate(ctx context.Context, immediate bool) ([]Info, error) {
 func (m *Manager) Tick(ctx context.Context) error {
 	if m.due() {
 		if err := m.store.UpdateSigningKeys(ctx, func(current []storage.SigningKey) (storage.KeyChange, error) {
-			return m.planScheduled(current, m.now().UTC(), false)
+			return m.planScheduled(current, m.now().UTC())
 		}); err != nil {
 			return fmt.Errorf("scheduled key rotation: %w", err)
 		}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -642,7 +643,7 @@ func TestPlanScheduled(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			change, err := m.planScheduled(tt.current, now, false)
+			change, err := m.planScheduled(tt.current, now)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -709,6 +710,76 @@ func TestImmediateRotationTies(t *testing.T) {
 		}
 		if n := len(rows(t, stores[0])); n != 1 {
 			t.Fatalf("%d keys left, want 1", n)
+		}
+	})
+}
+
+// TestNoActiveKeyGetsOneAtOnce: whenever an algorithm has no key signing
+// now, the next rotation or Init creates one that signs at once, so the
+// server never runs without a key (a rotation with pre-publication on an
+// empty database, or an active key removed by hand after a rotation).
+func TestNoActiveKeyGetsOneAtOnce(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		st := b.Open(t)
+		clk := newClock()
+		m := newManager(t, rotCfg, st, secretA, clk)
+
+		// `oauthd keys rotate` before the first `serve`.
+		added, err := m.Rotate(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range added {
+			if a.Status != "active" || a.ActivatesAt.After(clk.Now()) {
+				t.Errorf("%s key on an empty database is %s from %s, want active now", a.Alg, a.Status, a.ActivatesAt)
+			}
+		}
+		if err := m.Ready(); err != nil {
+			t.Fatalf("not ready after the first rotation: %v", err)
+		}
+
+		// Now a scheduled-style rotation leaves a pending key; remove the
+		// active rows by hand (what an operator does with a leaked key).
+		if _, err := m.Rotate(context.Background(), false); err != nil {
+			t.Fatal(err)
+		}
+		var pending []string
+		for _, r := range rows(t, st) {
+			if r.ActivatesAt.After(clk.Now()) {
+				pending = append(pending, r.KID)
+			}
+		}
+		if err := st.UpdateSigningKeys(context.Background(), func(cur []storage.SigningKey) (storage.KeyChange, error) {
+			var del []string
+			for _, k := range cur {
+				if !k.ActivatesAt.After(clk.Now()) {
+					del = append(del, k.KID)
+				}
+			}
+			return storage.KeyChange{Delete: del}, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		m2 := newManager(t, rotCfg, st, secretA, clk)
+		mustInit(t, m2)
+		if err := m2.Ready(); err != nil {
+			t.Fatalf("Init left no active key: %v", err)
+		}
+		for _, r := range rows(t, st) {
+			if r.ActivatesAt.After(clk.Now()) || slices.Contains(pending, r.KID) {
+				continue
+			}
+			// The stop-gap key retires after the pending key takes over.
+			if r.RetiresAt == nil || !r.RetiresAt.Equal(clk.Now().Add(rotCfg.PrePublish+rotCfg.RetireAfter)) {
+				t.Errorf("stop-gap key %s retires at %v, want pending activation + RetireAfter", r.KID, r.RetiresAt)
+			}
+		}
+		// When the pending keys activate they sign.
+		clk.Set(clk.Now().Add(rotCfg.PrePublish))
+		for _, kid := range activeKIDs(t, m2) {
+			if !slices.Contains(pending, kid) {
+				t.Errorf("after activation %s signs, want one of the pending %v", kid, pending)
+			}
 		}
 	})
 }

@@ -53,6 +53,11 @@ func toOAuthError(err error) *oauthError {
 	if code == "" || strings.ContainsAny(code, " \"\\") {
 		code = "invalid_request"
 	}
+	if code == "invalid_client" {
+		// fosite's hints differ between an unknown client and a known one
+		// using the wrong method, which would tell whether a client_id exists.
+		return &oauthError{Status: http.StatusUnauthorized, Code: code, Description: "Client authentication failed."}
+	}
 	return &oauthError{Status: status, Code: code, Description: sanitizeDescription(rfc.GetDescription())}
 }
 

@@ -98,7 +98,10 @@ type clientCache struct {
 
 	mu      sync.RWMutex
 	entries map[string]cacheEntry
-	group   singleflight.Group
+	// gen counts invalidations: a lookup that started before one must not
+	// put what it read, or a change made here would be undone for one ttl.
+	gen   uint64
+	group singleflight.Group
 }
 
 type cacheEntry struct {
@@ -128,16 +131,21 @@ func (c *clientCache) get(ctx context.Context, id string) (*client, error) {
 		}
 	}
 	v, err, _ := c.group.Do(id, func() (interface{}, error) {
-		rec, err := c.store.GetClient(ctx, id)
+		// The lookup is shared by every request waiting on this id: it must
+		// not fail because the first of them went away.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		gen := c.generation()
+		rec, err := c.store.GetClient(lctx, id)
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
-			c.put(id, nil)
+			c.put(id, nil, gen)
 			return (*client)(nil), nil
 		case err != nil:
 			return nil, err
 		}
 		cl := newClient(rec)
-		c.put(id, cl)
+		c.put(id, cl, gen)
 		return cl, nil
 	})
 	if err != nil {
@@ -150,12 +158,25 @@ func (c *clientCache) get(ctx context.Context, id string) (*client, error) {
 	return cl, nil
 }
 
-func (c *clientCache) put(id string, cl *client) {
+// lookupTimeout bounds one client lookup in the database.
+const lookupTimeout = 5 * time.Second
+
+func (c *clientCache) generation() uint64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.gen
+}
+
+// put caches cl unless the cache was invalidated since gen was read.
+func (c *clientCache) put(id string, cl *client, gen uint64) {
 	if c.ttl <= 0 {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.gen != gen {
+		return
+	}
 	if len(c.entries) >= c.max {
 		c.entries = map[string]cacheEntry{} // crude but bounded; refills within one ttl
 	}
@@ -172,5 +193,6 @@ func plausibleClientID(id string) bool {
 func (c *clientCache) Invalidate(id string) {
 	c.mu.Lock()
 	delete(c.entries, id)
+	c.gen++
 	c.mu.Unlock()
 }

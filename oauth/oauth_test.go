@@ -127,7 +127,8 @@ func TestCheckSingleAuthMethod(t *testing.T) {
 func TestValidateIssuer(t *testing.T) {
 	for iss, ok := range map[string]bool{
 		"https://id.example":        true,
-		"https://id.example/tenant": true,
+		"https://id.example/":       true,
+		"https://id.example/tenant": false,
 		"http://localhost:8080":     true,
 		"http://127.0.0.1:9000":     true,
 		"http://id.example":         false,

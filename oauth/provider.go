@@ -138,8 +138,13 @@ func ValidateIssuer(iss string) error {
 	if err != nil || u.Host == "" {
 		return fmt.Errorf("issuer %q is not an absolute URL", iss)
 	}
-	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil || u.ForceQuery {
 		return fmt.Errorf("issuer %q must not have a query, fragment or user info", iss)
+	}
+	if u.Path != "" && u.Path != "/" {
+		// Endpoints are served at the root; an issuer with a path would need
+		// the RFC 8414 §3.1 path-suffixed well-known locations too.
+		return fmt.Errorf("issuer %q must not have a path (endpoints are served at the root)", iss)
 	}
 	switch u.Scheme {
 	case "https":

@@ -37,6 +37,9 @@ var _ jwt.Signer = (*signer)(nil)
 // signer owns typ and kid, so a stale kid in a stored session can never end
 // up in a new token.
 func (s *signer) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapper) (string, string, error) {
+	if sc, ok := claims["scope"].(string); ok && sc == "" {
+		delete(claims, "scope") // RFC 9068 §2.2.3: scope is present when scopes were granted
+	}
 	payload, err := json.Marshal(claims)
 	if err != nil {
 		return "", "", fmt.Errorf("encode claims: %w", err)

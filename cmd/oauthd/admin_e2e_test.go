@@ -96,7 +96,8 @@ func TestAdminClientRegistrationValidation(t *testing.T) {
 		wantError  string
 	}{
 		{"minimal", ok, 201, ""},
-		{"missing name", map[string]any{"scope": "a"}, 400, "invalid_client_metadata"},
+		{"name is optional (RFC 7591)", map[string]any{"scope": "a"}, 201, ""},
+		{"name with control characters", map[string]any{"client_name": "a\u0007b"}, 400, "invalid_client_metadata"},
 		{"implicit grant", with("grant_types", []string{"implicit"}), 400, "invalid_client_metadata"},
 		{"password grant", with("grant_types", []string{"password"}), 400, "invalid_client_metadata"},
 		{"unknown auth method", with("token_endpoint_auth_method", "client_secret_jwt"), 400, "invalid_client_metadata"},

@@ -86,13 +86,13 @@ func TestCLIErrorsExitOneWithAClearMessage(t *testing.T) {
 		},
 		{name: "invalid variable", env: map[string]string{"OAUTHD_ACCESS_TOKEN_TTL": "soon"}, args: []string{"serve"}, want: []string{"OAUTHD_ACCESS_TOKEN_TTL"}},
 		{name: "commands need a migrated database", args: []string{"client", "list"}, want: []string{"migrate up"}},
-		{name: "client create without a name", args: []string{"client", "create"}, want: []string{"client_name"}},
+		{name: "client create with an unknown auth method", args: []string{"client", "create", "--auth-method", "bogus"}, want: []string{"token_endpoint_auth_method"}},
 		{name: "wrong argument count", args: []string{"client", "get"}, want: []string{"arg"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			if tc.name == "client create without a name" {
+			if strings.HasPrefix(tc.name, "client create") {
 				if _, e, code := runOauthd(t, dir, nil, "migrate", "up"); code != 0 {
 					t.Fatalf("migrate up: %s", e)
 				}
@@ -169,10 +169,15 @@ func TestCLIClientAndKeyCommands(t *testing.T) {
 			t.Errorf("deleted client still listed: %q", out)
 		}
 
-		// Keys: the first keys come with serve; keys rotate creates them too.
+		// Keys: the first keys come with serve; before it, keys rotate creates
+		// keys that sign at once (a server must never start without one).
 		if out := mustRun("keys", "rotate"); strings.Count(out, "new ") != 2 {
 			t.Errorf("keys rotate: %q", out)
 		}
+		if out := mustRun("keys", "list"); strings.Count(out, "active") != 2 || strings.Contains(out, "pending") {
+			t.Errorf("keys list after the first rotation: %q", out)
+		}
+		mustRun("keys", "rotate")
 		out = mustRun("keys", "list")
 		if !strings.Contains(out, "ES256") || !strings.Contains(out, "RS256") || !strings.Contains(out, "pending") {
 			t.Errorf("keys list: %q", out)

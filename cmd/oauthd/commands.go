@@ -273,7 +273,7 @@ func (c *cli) clientCommand() *cobra.Command {
 		},
 	}
 	f := create.Flags()
-	f.StringVar(&m.ClientName, "name", "", "client name (required)")
+	f.StringVar(&m.ClientName, "name", "", "client name, shown to people (optional)")
 	f.StringVar(&m.ClientID, "client-id", "", "client_id (default: generated)")
 	f.StringArrayVar(&m.GrantTypes, "grant-type", nil, "grant type; repeat for several ("+strings.Join(oauth.SupportedGrantTypes, ", ")+")")
 	f.StringVar(&m.Scope, "scope", "", "space-separated scopes the client may request")

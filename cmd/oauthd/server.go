@@ -207,8 +207,8 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 	h = httpx.LimitBody(maxBodyBytes)(h)
 	h = httpx.SecurityHeaders(h)
+	h = httpx.Recover(logger)(h) // inside AccessLog: a panic still gets its access line and request id
 	h = httpx.AccessLog(logger)(h)
-	h = httpx.Recover(logger)(h)
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -96,9 +96,20 @@ func (m *Metrics) Middleware(next http.Handler) http.Handler {
 			status = http.StatusOK
 		}
 		route, code := routeName(r), strconv.Itoa(status)
-		m.requests.WithLabelValues(route, r.Method, code).Inc()
+		m.requests.WithLabelValues(route, methodLabel(r.Method), code).Inc()
 		m.latency.WithLabelValues(route, code).Observe(time.Since(start).Seconds())
 	})
+}
+
+// methodLabel keeps the method label to a fixed set: a label per made-up
+// method would let anyone grow the metrics without bound.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions:
+		return m
+	}
+	return "other"
 }
 
 // SecurityHeaders sets headers every response of ours should carry.
