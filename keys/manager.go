@@ -216,7 +216,7 @@ func (m *Manager) Ready() error {
 }
 
 // SignAccessToken signs JWT claims with the active access-token key, header
-// typ "at+jwt" (RFC 9068). It returns the token and the kid used.
+// typ "at+jwt" (RFC 9068). The kid in the header is the key's.
 func (m *Manager) SignAccessToken(claims []byte) (string, error) {
 	return m.Sign(m.cfg.AccessTokenAlg, "at+jwt", claims)
 }

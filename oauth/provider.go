@@ -95,13 +95,16 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 		EnforcePKCE:                true,
 		RedirectSecureChecker:      fosite.IsRedirectURISecureStrict,
 	}
-	accessSigner := &signer{keys: km, alg: km.Config().AccessTokenAlg, typ: "at+jwt"}
+	accessSigner := &signer{sign: km.SignAccessToken, keys: km}
 	strategy := &compose.CommonStrategy{
 		CoreStrategy: &oauth2.DefaultJWTStrategy{
 			Signer:          accessSigner,
 			HMACSHAStrategy: compose.NewOAuth2HMACStrategy(fcfg),
 			Config:          fcfg,
 		},
+		// Signs access tokens only. When OpenID Connect is composed, its
+		// strategy needs its own signer (km.SignIDToken: ID-token algorithm,
+		// typ JWT), never this one.
 		Signer: accessSigner,
 	}
 	var _ oauth2.AccessTokenStorage = fstore // what the client-credentials factory asserts

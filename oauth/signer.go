@@ -13,22 +13,21 @@ import (
 	"github.com/oauthd/oauthd/keys"
 )
 
-// keySource is what the signer needs from the key manager.
-type keySource interface {
-	Sign(alg, typ string, payload []byte) (string, error)
+// verifier is what the signer needs from the key manager to read tokens.
+type verifier interface {
 	Verify(ctx context.Context, token string) (*keys.Verified, error)
 }
 
 // signer adapts our key manager to fosite's jwt.Signer. fosite's own
 // DefaultSigner signs with one key, verifies only against that key (so
 // rotation breaks every older token), writes typ "JWT" and knows no Ed25519.
-// This one signs with the active key of its algorithm, sets typ itself
-// (at+jwt for access tokens, RFC 9068 §2.1) and verifies by kid against
-// every published key.
+// This one signs through sign (keys.Manager.SignAccessToken: the active key
+// of the access-token algorithm, typ at+jwt, RFC 9068 §2.1; the ID-token
+// signer will use SignIDToken) and verifies by kid against every published
+// key.
 type signer struct {
-	keys keySource
-	alg  string
-	typ  string
+	sign func(payload []byte) (string, error)
+	keys verifier
 }
 
 var _ jwt.Signer = (*signer)(nil)
@@ -44,7 +43,7 @@ func (s *signer) Generate(_ context.Context, claims jwt.MapClaims, _ jwt.Mapper)
 	if err != nil {
 		return "", "", fmt.Errorf("encode claims: %w", err)
 	}
-	token, err := s.keys.Sign(s.alg, s.typ, payload)
+	token, err := s.sign(payload)
 	if err != nil {
 		return "", "", err
 	}
