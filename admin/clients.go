@@ -14,7 +14,7 @@ type clientStore interface {
 	CreateClient(ctx context.Context, c *storage.Client) error
 	GetClient(ctx context.Context, id string) (*storage.Client, error)
 	ListClients(ctx context.Context) ([]storage.Client, error)
-	UpdateClient(ctx context.Context, c *storage.Client) error
+	ModifyClient(ctx context.Context, id string, change func(c *storage.Client) error) (*storage.Client, error)
 	DeleteClient(ctx context.Context, id string) error
 }
 
@@ -106,6 +106,8 @@ func (s *Clients) List(ctx context.Context) ([]Metadata, error) {
 // Update replaces a client's metadata. The secret is kept; the
 // authentication method may change between confidential methods, and a
 // public client cannot become confidential (it has no secret) nor the reverse.
+// The read-modify-write holds the client's lock, so a concurrent secret
+// rotation is never undone.
 func (s *Clients) Update(ctx context.Context, id string, m Metadata) (Metadata, error) {
 	if m.ClientSecret != "" {
 		return Metadata{}, invalidMetadata("client_secret cannot be set; rotate it instead")
@@ -113,24 +115,25 @@ func (s *Clients) Update(ctx context.Context, id string, m Metadata) (Metadata, 
 	if m.ClientID != "" && m.ClientID != id {
 		return Metadata{}, invalidMetadata("client_id in the body differs from the one in the path")
 	}
-	old, err := s.store.GetClient(ctx, id)
-	if err != nil {
-		return Metadata{}, notFound(err)
-	}
 	rec, err := normalize(m, s.grants)
 	if err != nil {
 		return Metadata{}, err
 	}
-	if (old.TokenEndpointAuthMethod == "none") != (rec.TokenEndpointAuthMethod == "none") {
-		return Metadata{}, invalidMetadata("a client cannot switch between public and confidential; register a new one")
-	}
-	rec.ID, rec.CreatedAt = id, old.CreatedAt
-	rec.SecretHash, rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = old.SecretHash, old.PreviousSecretHash, old.PreviousSecretExpiresAt
-	if err := s.store.UpdateClient(ctx, &rec); err != nil {
+	saved, err := s.store.ModifyClient(ctx, id, func(old *storage.Client) error {
+		if (old.TokenEndpointAuthMethod == "none") != (rec.TokenEndpointAuthMethod == "none") {
+			return invalidMetadata("a client cannot switch between public and confidential; register a new one")
+		}
+		keep := *old
+		*old = rec
+		old.ID, old.CreatedAt = keep.ID, keep.CreatedAt
+		old.SecretHash, old.PreviousSecretHash, old.PreviousSecretExpiresAt = keep.SecretHash, keep.PreviousSecretHash, keep.PreviousSecretExpiresAt
+		return nil
+	})
+	if err != nil {
 		return Metadata{}, notFound(err)
 	}
 	s.Changed(id)
-	return toMetadata(&rec), nil
+	return toMetadata(saved), nil
 }
 
 // Delete removes a client; its tokens stop working (the cache forgets it at
@@ -147,25 +150,24 @@ func (s *Clients) Delete(ctx context.Context, id string) error {
 // keeps working for grace (zero: it stops at once), so deployments can roll
 // the new one out.
 func (s *Clients) RotateSecret(ctx context.Context, id string, grace time.Duration) (Metadata, error) {
-	rec, err := s.store.GetClient(ctx, id)
+	plain := secret.Generate(secretBytes)
+	saved, err := s.store.ModifyClient(ctx, id, func(rec *storage.Client) error {
+		if rec.TokenEndpointAuthMethod == "none" {
+			return invalidMetadata("a public client has no secret")
+		}
+		rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = "", nil
+		if grace > 0 {
+			until := time.Now().UTC().Add(grace)
+			rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = rec.SecretHash, &until
+		}
+		rec.SecretHash = s.hasher.HashString(plain)
+		return nil
+	})
 	if err != nil {
 		return Metadata{}, notFound(err)
 	}
-	if rec.TokenEndpointAuthMethod == "none" {
-		return Metadata{}, invalidMetadata("a public client has no secret")
-	}
-	plain := secret.Generate(secretBytes)
-	rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = "", nil
-	if grace > 0 {
-		until := time.Now().UTC().Add(grace)
-		rec.PreviousSecretHash, rec.PreviousSecretExpiresAt = rec.SecretHash, &until
-	}
-	rec.SecretHash = s.hasher.HashString(plain)
-	if err := s.store.UpdateClient(ctx, rec); err != nil {
-		return Metadata{}, notFound(err)
-	}
 	s.Changed(id)
-	out := toMetadata(rec)
+	out := toMetadata(saved)
 	out.ClientSecret = plain
 	zero := int64(0)
 	out.ClientSecretExpiresAt = &zero

@@ -3,6 +3,8 @@ package storage
 import (
 	"context"
 	"time"
+
+	"gorm.io/gorm/clause"
 )
 
 // Client is a registered OAuth 2.0 client (RFC 7591 metadata plus oauthd's
@@ -88,6 +90,35 @@ func (s *Store) UpdateClient(ctx context.Context, c *Client) error {
 		return translate("update client", ErrNotFound)
 	}
 	return nil
+}
+
+// ModifyClient reads client id, lets change edit it, and writes it back, in
+// one transaction holding the row's lock (SELECT ... FOR UPDATE on
+// PostgreSQL, the database write lock on SQLite): concurrent changes to one
+// client apply one after the other and none is lost. An error from change
+// aborts without writing. ErrNotFound when unknown.
+func (s *Store) ModifyClient(ctx context.Context, id string, change func(c *Client) error) (*Client, error) {
+	var out *Client
+	err := s.WithTx(ctx, func(ctx context.Context) error {
+		var c Client
+		q := s.conn(ctx)
+		if s.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
+		if err := q.Where("id = ?", id).Take(&c).Error; err != nil {
+			return translate("get client", err)
+		}
+		if err := change(&c); err != nil {
+			return err
+		}
+		c.ID = id
+		if err := s.UpdateClient(ctx, &c); err != nil {
+			return err
+		}
+		out = &c
+		return nil
+	})
+	return out, err
 }
 
 // DeleteClient removes a client. ErrNotFound when unknown.

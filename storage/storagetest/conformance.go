@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"ClientListOrder", testClientListOrder},
 		{"ClientUpdate", testClientUpdate},
 		{"ClientDelete", testClientDelete},
+		{"ClientModifyConcurrent", testClientModifyConcurrent},
 		{"ClientNotFound", testClientNotFound},
 		{"ClientDuplicateCreate", testClientDuplicateCreate},
 		{"ClientEmptyAndNilSlices", testClientEmptyAndNilSlices},
@@ -970,5 +971,55 @@ func testCanceledContext(t *testing.T, s *storage.Store) {
 	_, err := s.GetClient(ctx, "c")
 	if !errors.Is(err, context.Canceled) || errors.Is(err, storage.ErrNotFound) || errors.Is(err, storage.ErrUnavailable) {
 		t.Errorf("GetClient with a canceled context: %v, want context.Canceled only", err)
+	}
+}
+
+// testClientModifyConcurrent: parallel read-modify-writes of one client
+// through ModifyClient lose nothing (each appends its mark to Scope), an
+// error from the callback writes nothing, and unknown ids are ErrNotFound.
+func testClientModifyConcurrent(t *testing.T, s *storage.Store) {
+	ctx := context.Background()
+	if err := s.CreateClient(ctx, &storage.Client{ID: "c", TokenEndpointAuthMethod: "client_secret_basic"}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 12
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			_, err := s.ModifyClient(ctx, "c", func(c *storage.Client) error {
+				time.Sleep(2 * time.Millisecond) // widen the race window
+				c.Scope = strings.TrimSpace(c.Scope + fmt.Sprintf(" m%d", i))
+				return nil
+			})
+			errs <- err
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatalf("ModifyClient: %v", err)
+		}
+	}
+	got, err := s.GetClient(ctx, "c")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if marks := strings.Fields(got.Scope); len(marks) != n {
+		t.Fatalf("%d of %d concurrent changes kept: %q", len(marks), n, got.Scope)
+	}
+
+	boom := errors.New("boom")
+	if _, err := s.ModifyClient(ctx, "c", func(c *storage.Client) error { c.Scope = "lost"; return boom }); !errors.Is(err, boom) {
+		t.Fatalf("callback error: %v", err)
+	}
+	if got, _ := s.GetClient(ctx, "c"); got.Scope == "lost" {
+		t.Error("a failed change was written")
+	}
+	if _, err := s.ModifyClient(ctx, "nope", func(*storage.Client) error { return nil }); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
 	}
 }
