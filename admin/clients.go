@@ -136,8 +136,9 @@ func (s *Clients) Update(ctx context.Context, id string, m Metadata) (Metadata, 
 	return toMetadata(saved), nil
 }
 
-// Delete removes a client; its tokens stop working (the cache forgets it at
-// once here and within the cache lifetime on other processes).
+// Delete removes a client: it can get no more tokens (the cache forgets it at
+// once here and within the cache lifetime on other processes). Access
+// tokens already issued are self-contained and live until they expire.
 func (s *Clients) Delete(ctx context.Context, id string) error {
 	if err := s.store.DeleteClient(ctx, id); err != nil {
 		return notFound(err)

@@ -327,7 +327,7 @@ func (c *cli) clientCommand() *cobra.Command {
 	addFlags(get.Flags(), false)
 
 	del := &cobra.Command{
-		Use: "delete CLIENT_ID", Short: "Delete a client; its tokens stop working", Args: cobra.ExactArgs(1),
+		Use: "delete CLIENT_ID", Short: "Delete a client; it can get no more tokens (issued ones live until they expire)", Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			svc, done, err := c.clients(cmd)
 			if err != nil {
