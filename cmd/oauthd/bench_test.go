@@ -4,17 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/spf13/pflag"
 
 	"github.com/oauthd/oauthd/internal/loadgen"
 	"github.com/oauthd/oauthd/storage/storagetest"
@@ -185,58 +181,20 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
-// startBenchServer is startServer for benchmarks (testing.TB), quiet.
-func startBenchServer(tb testing.TB) (publicURL, adminURL, adminToken string) {
-	tb.Helper()
-	pub, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	adm, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	publicURL, adminURL, adminToken = "http://"+pub.Addr().String(), "http://"+adm.Addr().String(), "bench-admin-token-0123456789"
-	level := os.Getenv("OAUTHD_LOG_LEVEL") // e.g. info, to profile access logging too
-	if level == "" {
-		level = "warn"
-	}
-	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
-	addFlags(fs, true)
-	cfg, err := loadConfig(fs, envMap(map[string]string{
-		"OAUTHD_DSN": "sqlite://" + filepath.Join(tb.TempDir(), "oauthd.db"), "OAUTHD_ISSUER": publicURL,
-		"OAUTHD_ADDR": pub.Addr().String(), "OAUTHD_ADMIN_ADDR": adm.Addr().String(), "OAUTHD_DATA_DIR": tb.TempDir(),
-		"OAUTHD_ADMIN_TOKEN": adminToken, "OAUTHD_SECRET": "bench-secret-0123456789-0123456789-0123456789", "OAUTHD_LOG_LEVEL": level,
-	}))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	srv, err := start(ctx, cfg, newLogger(cfg, io.Discard), pub, adm)
-	if err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- srv.serve(ctx) }()
-	tb.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			tb.Errorf("serve: %v", err)
-		}
-	})
-	return publicURL, adminURL, adminToken
-}
-
 // BenchmarkTokenEndpoint drives client_credentials requests through the
 // in-process server over loopback; allocations are client and server
 // together. For profiling:
 //
 //	go test -run '^$' -bench TokenEndpoint -cpuprofile cpu.out ./cmd/oauthd/
 func BenchmarkTokenEndpoint(b *testing.B) {
-	publicURL, adminURL, adminToken := startBenchServer(b)
+	level := os.Getenv("OAUTHD_LOG_LEVEL") // e.g. info, to profile access logging too
+	if level == "" {
+		level = "warn"
+	}
+	ts := startServer(b, storagetest.Backends(b)[0].NewDSN(b), map[string]string{"OAUTHD_LOG_LEVEL": level})
+	publicURL := ts.PublicURL
 	ctx := context.Background()
-	cl, err := registerBenchClient(ctx, adminURL, adminToken)
+	cl, err := registerBenchClient(ctx, ts.AdminURL, ts.AdminToken)
 	if err != nil {
 		b.Fatal(err)
 	}

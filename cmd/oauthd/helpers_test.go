@@ -48,7 +48,7 @@ func (s *syncBuffer) String() string {
 
 // testServer is a running oauthd on loopback.
 type testServer struct {
-	t          *testing.T
+	t          testing.TB
 	cfg        *Config
 	srv        *server
 	PublicURL  string
@@ -67,7 +67,7 @@ func envMap(m map[string]string) func(string) string {
 
 // startServer runs the real server wiring (start + serve, as `oauthd serve`
 // does) on dsn. env adds or overrides OAUTHD_* settings.
-func startServer(t *testing.T, dsn string, env map[string]string) *testServer {
+func startServer(t testing.TB, dsn string, env map[string]string) *testServer {
 	t.Helper()
 	pub, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
