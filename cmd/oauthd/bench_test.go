@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/oauthd/oauthd/internal/loadgen"
 	"github.com/oauthd/oauthd/storage/storagetest"
 )
