@@ -269,3 +269,33 @@ func TestTokenEndpointRejectsBadRequests(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentTokenRequestsHitTheDatabase sends 64 token requests at once
+// with the client cache off, so every one looks its client up in the
+// database: none may fail for want of a pooled connection.
+func TestConcurrentTokenRequestsHitTheDatabase(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		ts := startServer(t, b.NewDSN(t), map[string]string{"OAUTHD_CLIENT_CACHE_TTL": "0s", "OAUTHD_LOG_LEVEL": "warn"})
+		var clients []registeredClient
+		for i := 0; i < 16; i++ {
+			clients = append(clients, ts.createClient(map[string]any{"client_name": "c", "scope": "s"}))
+		}
+		const n = 64
+		start := make(chan struct{})
+		errs := make(chan error, n)
+		for i := 0; i < n; i++ {
+			c := clients[i%len(clients)]
+			go func() {
+				<-start
+				_, err := (&clientcredentials.Config{ClientID: c.ID, ClientSecret: c.Secret, TokenURL: ts.PublicURL + "/oauth2/token"}).Token(context.Background())
+				errs <- err
+			}()
+		}
+		close(start)
+		for i := 0; i < n; i++ {
+			if err := <-errs; err != nil {
+				t.Errorf("concurrent token request failed: %v", err)
+			}
+		}
+	})
+}
