@@ -28,6 +28,7 @@ type keyManager interface {
 // API serves /admin/* on the admin listener.
 type API struct {
 	Clients *Clients
+	Users   userCreator
 	Keys    keyManager
 	// Token is the admin bearer token.
 	Token  string
@@ -44,6 +45,7 @@ func (a *API) Register(r *mux.Router) {
 	s.HandleFunc("/clients/{id}", a.updateClient).Methods(http.MethodPut)
 	s.HandleFunc("/clients/{id}", a.deleteClient).Methods(http.MethodDelete)
 	s.HandleFunc("/clients/{id}/secret", a.rotateSecret).Methods(http.MethodPost)
+	s.HandleFunc("/users", a.createUser).Methods(http.MethodPost)
 	s.HandleFunc("/keys", a.listKeys).Methods(http.MethodGet)
 	s.HandleFunc("/keys/rotate", a.rotateKeys).Methods(http.MethodPost)
 	s.NotFoundHandler = a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -51,7 +53,7 @@ func (a *API) Register(r *mux.Router) {
 	}))
 	// Any other method on a known resource: 405 (registered last, so the
 	// method-specific routes above win).
-	for _, path := range []string{"/clients", "/clients/{id}", "/clients/{id}/secret", "/keys", "/keys/rotate"} {
+	for _, path := range []string{"/clients", "/clients/{id}", "/clients/{id}/secret", "/users", "/keys", "/keys/rotate"} {
 		s.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed on this admin resource.")
 		})

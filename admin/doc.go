@@ -2,6 +2,6 @@
 // RFC 7591 metadata validation (used by the admin API and the CLI alike) and
 // the admin HTTP API served on the admin listener only.
 //
-// Importers: cmd/oauthd. admin imports storage, keys (for key listing and
-// rotation), internal/httpx and internal/secret.
+// Importers: cmd/oauthd. admin imports storage, accounts (user creation),
+// keys (key listing and rotation), internal/httpx and internal/secret.
 package admin

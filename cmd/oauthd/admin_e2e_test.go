@@ -19,7 +19,7 @@ func TestAdminAPIAuthentication(t *testing.T) {
 	paths := []struct{ method, path string }{
 		{"GET", "/admin/clients"}, {"POST", "/admin/clients"}, {"GET", "/admin/clients/x"},
 		{"PUT", "/admin/clients/x"}, {"DELETE", "/admin/clients/x"}, {"GET", "/admin/keys"},
-		{"POST", "/admin/keys/rotate"}, {"GET", "/admin/nothing-here"},
+		{"POST", "/admin/keys/rotate"}, {"POST", "/admin/users"}, {"GET", "/admin/nothing-here"},
 	}
 	auths := []struct {
 		name, header string

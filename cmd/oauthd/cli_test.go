@@ -57,7 +57,7 @@ func TestEveryCommandHasHelp(t *testing.T) {
 		{"--help"}, {"serve", "--help"}, {"migrate", "--help"}, {"migrate", "up", "--help"}, {"migrate", "down", "--help"},
 		{"migrate", "status", "--help"}, {"client", "--help"}, {"client", "create", "--help"}, {"client", "list", "--help"},
 		{"client", "get", "--help"}, {"client", "delete", "--help"}, {"client", "rotate-secret", "--help"},
-		{"keys", "--help"}, {"keys", "list", "--help"}, {"keys", "rotate", "--help"}, {"bench", "--help"},
+		{"user", "--help"}, {"user", "create", "--help"}, {"keys", "--help"}, {"keys", "list", "--help"}, {"keys", "rotate", "--help"}, {"bench", "--help"},
 	} {
 		out, errOut, code := runOauthd(t, t.TempDir(), nil, args...)
 		if code != 0 || !strings.Contains(out, "Usage:") {

@@ -38,7 +38,7 @@ func newRootCommand(getenv func(string) string, stdin io.Reader, stdout, stderr 
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.clientCommand(), c.keysCommand(), c.benchCommand())
+	root.AddCommand(c.serveCommand(), c.migrateCommand(), c.clientCommand(), c.userCommand(), c.keysCommand(), c.benchCommand())
 	return root
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
 
+	"github.com/oauthd/oauthd/accounts"
 	"github.com/oauthd/oauthd/keys"
 	"github.com/oauthd/oauthd/oauth"
 	"github.com/oauthd/oauthd/storage"
@@ -45,6 +46,7 @@ type Config struct {
 	DBConnMaxLifetime time.Duration
 	ShutdownTimeout   time.Duration
 	Migrate           bool
+	PasswordHash      accounts.Params
 }
 
 // option is one setting: its name in the YAML file (snake_case), the
@@ -90,6 +92,17 @@ func oneOf(dst func(*Config) *string, allowed ...string) func(*Config, string) e
 			}
 		}
 		return fmt.Errorf("must be one of %s", strings.Join(allowed, ", "))
+	}
+}
+
+func uintOption(min, max uint64, set func(*Config, uint64)) func(*Config, string) error {
+	return func(c *Config, v string) error {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil || n < min || n > max {
+			return fmt.Errorf("must be a whole number between %d and %d", min, max)
+		}
+		set(c, n)
+		return nil
 	}
 }
 
@@ -162,6 +175,12 @@ var options = []option{
 		}},
 	{name: "db_conn_max_lifetime", def: "30m", help: "recycle database connections after this long",
 		set: dur(func(c *Config) *time.Duration { return &c.DBConnMaxLifetime }, time.Second)},
+	{name: "password_hash_memory", def: "65536", help: "argon2id memory per password hash, in KiB",
+		set: uintOption(8<<10, 4<<20, func(c *Config, n uint64) { c.PasswordHash.MemoryKiB = uint32(n) })},
+	{name: "password_hash_iterations", def: "2", help: "argon2id passes per password hash",
+		set: uintOption(1, 100, func(c *Config, n uint64) { c.PasswordHash.Iterations = uint32(n) })},
+	{name: "password_hash_parallelism", def: "2", help: "argon2id lanes per password hash",
+		set: uintOption(1, 255, func(c *Config, n uint64) { c.PasswordHash.Parallelism = uint8(n) })},
 	{name: "shutdown_timeout", def: "20s", serveOnly: true, help: "how long in-flight requests may finish after SIGTERM",
 		set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
 	{name: "migrate", def: "true", serveOnly: true, boolean: true, help: "apply pending migrations at start",
@@ -303,6 +322,9 @@ func (c *Config) validate() error {
 		problems = append(problems, fmt.Errorf("OAUTHD_JWKS_MAX_AGE: must not exceed OAUTHD_KEY_PREPUBLISH (%s), or JWKS caches miss new keys", c.KeyPrePublish))
 	} else if c.KeyPrePublish > 0 && c.KeyPrePublish < c.JWKSMaxAge+c.KeyReloadInterval {
 		problems = append(problems, fmt.Errorf("OAUTHD_KEY_PREPUBLISH: must be at least OAUTHD_JWKS_MAX_AGE + OAUTHD_KEY_RELOAD_INTERVAL (%s), so every process and cache knows a key before it signs", c.JWKSMaxAge+c.KeyReloadInterval))
+	}
+	if err := c.PasswordHash.Validate(); err != nil {
+		problems = append(problems, fmt.Errorf("OAUTHD_PASSWORD_HASH_MEMORY / _ITERATIONS / _PARALLELISM: %w", err))
 	}
 	if err := oauth.ValidateIssuer(c.Issuer); err != nil {
 		problems = append(problems, fmt.Errorf("OAUTHD_ISSUER: %w", err))

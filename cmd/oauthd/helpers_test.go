@@ -87,6 +87,8 @@ func startServer(t testing.TB, dsn string, env map[string]string) *testServer {
 		"OAUTHD_ADMIN_TOKEN": "test-admin-token-0123456789",
 		"OAUTHD_SECRET":      "test-secret-0123456789-0123456789-0123456789",
 		"OAUTHD_LOG_LEVEL":   "debug",
+		// The cheapest password hashing the configuration allows.
+		"OAUTHD_PASSWORD_HASH_MEMORY": "8192", "OAUTHD_PASSWORD_HASH_ITERATIONS": "1", "OAUTHD_PASSWORD_HASH_PARALLELISM": "1",
 	}
 	for k, v := range env {
 		all[k] = v

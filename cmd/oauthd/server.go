@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/oauthd/oauthd/accounts"
 	"github.com/oauthd/oauthd/admin"
 	"github.com/oauthd/oauthd/internal/httpx"
 	"github.com/oauthd/oauthd/internal/logx"
@@ -167,6 +169,10 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 	}
 	clients := admin.NewClients(st, hasher, oauth.SupportedGrantTypes)
 	clients.Changed = provider.InvalidateClient
+	users, err := accounts.New(st, c.PasswordHash, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
 
 	pub := mux.NewRouter()
 	pubMetrics := httpx.NewMetrics(reg, "public")
@@ -180,7 +186,7 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 	adm := mux.NewRouter()
 	admMetrics := httpx.NewMetrics(reg, "admin")
 	adm.Use(admMetrics.Middleware)
-	(&admin.API{Clients: clients, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
+	(&admin.API{Clients: clients, Users: users, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
 	adm.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.registerHealth(adm)
 	adm.NotFoundHandler = admMetrics.Middleware(http.HandlerFunc(notFound))

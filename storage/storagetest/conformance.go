@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"ClientUpdate", testClientUpdate},
 		{"ClientDelete", testClientDelete},
 		{"ClientModifyConcurrent", testClientModifyConcurrent},
+		{"Users", testUsers},
 		{"ClientNotFound", testClientNotFound},
 		{"ClientDuplicateCreate", testClientDuplicateCreate},
 		{"ClientEmptyAndNilSlices", testClientEmptyAndNilSlices},
@@ -1021,5 +1022,37 @@ func testClientModifyConcurrent(t *testing.T, s *storage.Store) {
 	}
 	if _, err := s.ModifyClient(ctx, "nope", func(*storage.Client) error { return nil }); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("unknown id: %v", err)
+	}
+}
+
+// testUsers: create, get by id and by username, unique ids and usernames.
+func testUsers(t *testing.T, s *storage.Store) {
+	ctx := context.Background()
+	u := &storage.User{ID: "u1", Username: "zoë", PasswordHash: "$argon2id$x", Email: "z@example.com", EmailVerified: true, Name: "Zoë"}
+	if err := s.CreateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
+	for name, get := range map[string]func() (*storage.User, error){
+		"by id":       func() (*storage.User, error) { return s.GetUser(ctx, "u1") },
+		"by username": func() (*storage.User, error) { return s.GetUserByUsername(ctx, "zoë") },
+	} {
+		got, err := get()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if diff := cmp.Diff(u, got, cmpopts.EquateApproxTime(time.Microsecond)); diff != "" {
+			t.Errorf("%s (-want +got):\n%s", name, diff)
+		}
+	}
+	for _, dup := range []*storage.User{{ID: "u1", Username: "other", PasswordHash: "h"}, {ID: "u2", Username: "zoë", PasswordHash: "h"}} {
+		if err := s.CreateUser(ctx, dup); !errors.Is(err, storage.ErrConflict) {
+			t.Errorf("duplicate %+v: %v, want ErrConflict", dup, err)
+		}
+	}
+	if _, err := s.GetUser(ctx, "nope"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("unknown id: %v", err)
+	}
+	if _, err := s.GetUserByUsername(ctx, "Zoë"); !errors.Is(err, storage.ErrNotFound) {
+		t.Errorf("usernames are compared as stored (normalized by the caller): %v", err)
 	}
 }

@@ -1,0 +1,17 @@
+-- +goose Up
+-- People who sign in. username is stored normalized (Unicode NFC, case
+-- folded), so "Alice" and "alice" are one user; password_hash is an argon2id
+-- PHC string that carries its own parameters.
+CREATE TABLE users (
+    id             TEXT PRIMARY KEY,
+    username       TEXT NOT NULL UNIQUE,
+    password_hash  TEXT NOT NULL,
+    email          TEXT NOT NULL DEFAULT '',
+    email_verified BOOLEAN NOT NULL DEFAULT FALSE,
+    name           TEXT NOT NULL DEFAULT '',
+    created_at     TIMESTAMPTZ NOT NULL,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+
+-- +goose Down
+DROP TABLE users;
