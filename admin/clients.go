@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/oauthd/oauthd/internal/secret"
@@ -57,6 +58,10 @@ func (s *Clients) Create(ctx context.Context, m Metadata) (Metadata, error) {
 	rec.ID = m.ClientID
 	if rec.ID == "" {
 		rec.ID = newClientID()
+	} else if strings.HasPrefix(rec.ID, "u_") {
+		// User ids (a user's token sub) start with u_: a client_id must never
+		// equal one (RFC 9700 §4.15, a client posing as a user).
+		return Metadata{}, invalidMetadata("client_id must not start with u_ (reserved for user ids)")
 	} else if !clientIDPattern.MatchString(rec.ID) {
 		return Metadata{}, invalidMetadata("client_id must be 1-128 characters from A-Z a-z 0-9 . _ ~ -, starting with a letter or digit")
 	}

@@ -103,6 +103,7 @@ func TestAdminClientRegistrationValidation(t *testing.T) {
 		{"unknown auth method", with("token_endpoint_auth_method", "client_secret_jwt"), 400, "invalid_client_metadata"},
 		{"public client with client_credentials", with("token_endpoint_auth_method", "none"), 400, "invalid_client_metadata"},
 		{"caller-chosen secret", with("client_secret", "hunter2hunter2"), 400, "invalid_client_metadata"},
+		{"client_id in the user id namespace", with("client_id", "u_AAAAAAAAAAAAAAAAAAAAAA"), 400, "invalid_client_metadata"},
 		{"bad scope characters", with("scope", `a "b"`), 400, "invalid_client_metadata"},
 		{"grant_types wrong type", with("grant_types", "client_credentials"), 400, "invalid_client_metadata"},
 		{"redirect fragment", with("redirect_uris", []string{"https://c.example/cb#x"}), 400, "invalid_redirect_uri"},
