@@ -45,6 +45,7 @@ type Config struct {
 	DBMaxOpenConns    int
 	DBConnMaxLifetime time.Duration
 	ShutdownTimeout   time.Duration
+	ShutdownDelay     time.Duration
 	Migrate           bool
 	PasswordHash      accounts.Params
 }
@@ -181,6 +182,8 @@ var options = []option{
 		set: uintOption(1, 100, func(c *Config, n uint64) { c.PasswordHash.Iterations = uint32(n) })},
 	{name: "password_hash_parallelism", def: "2", help: "argon2id lanes per password hash",
 		set: uintOption(1, 255, func(c *Config, n uint64) { c.PasswordHash.Parallelism = uint8(n) })},
+	{name: "shutdown_delay", def: "0s", serveOnly: true, help: "after SIGTERM, how long to keep serving while /health/ready answers 503, so load balancers stop sending new requests first",
+		set: dur(func(c *Config) *time.Duration { return &c.ShutdownDelay }, 0)},
 	{name: "shutdown_timeout", def: "20s", serveOnly: true, help: "how long in-flight requests may finish after SIGTERM",
 		set: dur(func(c *Config) *time.Duration { return &c.ShutdownTimeout }, 0)},
 	{name: "migrate", def: "true", serveOnly: true, boolean: true, help: "apply pending migrations at start",

@@ -227,8 +227,9 @@ func newHTTPServer(h http.Handler, logger *slog.Logger) *http.Server {
 }
 
 // serve runs until ctx ends, then shuts down gracefully: readiness turns
-// 503, listeners stop accepting, in-flight requests finish (up to
-// ShutdownTimeout), background work stops, the database is closed.
+// 503 (and the server keeps serving for ShutdownDelay), listeners stop
+// accepting, in-flight requests finish (up to ShutdownTimeout), background
+// work stops, the database is closed.
 func (s *server) serve(ctx context.Context) error {
 	defer s.close()
 	g, gctx := errgroup.WithContext(ctx)
@@ -238,6 +239,11 @@ func (s *server) serve(ctx context.Context) error {
 	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
+		if ctx.Err() != nil && s.cfg.ShutdownDelay > 0 { // a signal, not a failed listener
+			// Readiness is 503 now; keep serving until load balancers notice.
+			s.logger.Info("draining: not ready, still serving", "delay", s.cfg.ShutdownDelay)
+			time.Sleep(s.cfg.ShutdownDelay)
+		}
 		shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 		defer cancel()
 		s.logger.Info("shutting down", "timeout", s.cfg.ShutdownTimeout)

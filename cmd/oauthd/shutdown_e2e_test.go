@@ -74,3 +74,43 @@ func basic(user, pass string) string {
 	r.SetBasicAuth(url.QueryEscape(user), url.QueryEscape(pass))
 	return strings.TrimPrefix(r.Header.Get("Authorization"), "Basic ")
 }
+
+// TestShutdownDelayKeepsServingWhileNotReady: with OAUTHD_SHUTDOWN_DELAY,
+// readiness turns 503 at once while liveness and the endpoints keep
+// answering until the delay is over.
+func TestShutdownDelayKeepsServingWhileNotReady(t *testing.T) {
+	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), map[string]string{"OAUTHD_SHUTDOWN_DELAY": "1500ms"})
+	c := ts.createClient(map[string]any{"client_name": "drain", "scope": "s"})
+	stopped := make(chan struct{})
+	go func() { ts.Stop(); close(stopped) }()
+	time.Sleep(300 * time.Millisecond)
+	get := func(path string) int {
+		resp, err := http.Get(ts.PublicURL + path)
+		if err != nil {
+			t.Fatalf("%s during the drain delay: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := get("/health/ready"); st != http.StatusServiceUnavailable {
+		t.Errorf("ready during drain: %d, want 503", st)
+	}
+	if st := get("/health/alive"); st != http.StatusOK {
+		t.Errorf("alive during drain: %d, want 200", st)
+	}
+	resp := ts.postForm("/oauth2/token", "grant_type=client_credentials", c.ID, c.Secret)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("token during drain: %d", resp.StatusCode)
+	}
+	select {
+	case <-stopped:
+		t.Fatal("stopped before the drain delay was over")
+	default:
+	}
+	select {
+	case <-stopped:
+	case <-time.After(10 * time.Second):
+		t.Fatal("did not stop after the drain delay")
+	}
+}
