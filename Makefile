@@ -9,7 +9,7 @@ RUN_ARGS ?=
 TEST_ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help build run test test-race bench fmt vet
+.PHONY: help build run test test-race bench fuzz fmt vet
 
 help: ## List targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
@@ -29,6 +29,14 @@ test-race: ## Same as test, with the race detector
 
 bench: ## Run the load benchmark: go run ./cmd/oauthd bench [BENCH_ARGS=...]
 	$(GO) run ./cmd/oauthd bench $(BENCH_ARGS)
+
+# How long `make fuzz` runs each fuzz target.
+FUZZTIME ?= 10s
+
+fuzz: ## Run every fuzz target for FUZZTIME (default 10s) each
+	$(GO) test -run '^$$' -fuzz '^FuzzTokenEndpoint$$' -fuzztime $(FUZZTIME) ./oauth/
+	$(GO) test -run '^$$' -fuzz '^FuzzRegisterClient$$' -fuzztime $(FUZZTIME) ./admin/
+	$(GO) test -run '^$$' -fuzz '^FuzzCheckRedirectURI$$' -fuzztime $(FUZZTIME) ./admin/
 
 fmt: ## gofmt -w all .go files (vendor/ and testdata/ excluded)
 	@find . -path ./.git -prune -o -path ./vendor -prune -o -path '*/testdata' -prune -o \
