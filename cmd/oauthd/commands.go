@@ -148,12 +148,7 @@ func (c *cli) migrateCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "migrate", Short: "Apply, roll back or list database migrations"}
 	up := &cobra.Command{
 		Use: "up", Short: "Apply every pending migration", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := c.openUnmigrated(cmd)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: c.withUnmigrated(func(cmd *cobra.Command, st *storage.Store) error {
 			applied, err := st.MigrateUp(cmd.Context())
 			if err != nil {
 				return err
@@ -165,18 +160,13 @@ func (c *cli) migrateCommand() *cobra.Command {
 				fmt.Fprintf(c.stdout, "applied %05d\n", v)
 			}
 			return nil
-		},
+		}),
 	}
 	var all bool
 	down := &cobra.Command{
 		Use: "down", Short: "Roll back the most recent migration (--all: every migration)", Args: cobra.NoArgs,
 		Long: "Roll back the most recent migration. Rolling back loses the data of the tables the step created;\nin production, restore a backup instead.",
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := c.openUnmigrated(cmd)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: c.withUnmigrated(func(cmd *cobra.Command, st *storage.Store) error {
 			for {
 				v, err := st.MigrateDown(cmd.Context())
 				if errors.Is(err, storage.ErrNotFound) {
@@ -191,17 +181,12 @@ func (c *cli) migrateCommand() *cobra.Command {
 					return nil
 				}
 			}
-		},
+		}),
 	}
 	down.Flags().BoolVar(&all, "all", false, "roll back every migration")
 	status := &cobra.Command{
 		Use: "status", Short: "List migrations and whether each is applied", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			st, err := c.openUnmigrated(cmd)
-			if err != nil {
-				return err
-			}
-			defer st.Close()
+		RunE: c.withUnmigrated(func(cmd *cobra.Command, st *storage.Store) error {
 			list, err := st.MigrationStatus(cmd.Context())
 			if err != nil {
 				return err
@@ -216,13 +201,49 @@ func (c *cli) migrateCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%05d\t%s\t%s\t%s\n", m.Version, state, at, m.Name)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	for _, sub := range []*cobra.Command{up, down, status} {
 		addFlags(sub.Flags(), false)
 		cmd.AddCommand(sub)
 	}
 	return cmd
+}
+
+// withUnmigrated runs a migrate command on the database as it is.
+func (c *cli) withUnmigrated(run func(cmd *cobra.Command, st *storage.Store) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		st, err := c.openUnmigrated(cmd)
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		return run(cmd, st)
+	}
+}
+
+// withClients runs a client command with the registration service.
+func (c *cli) withClients(run func(cmd *cobra.Command, args []string, svc *admin.Clients) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		svc, done, err := c.clients(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return run(cmd, args, svc)
+	}
+}
+
+// withKeys runs a keys command with a key manager on the database.
+func (c *cli) withKeys(run func(cmd *cobra.Command, km *keys.Manager) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		km, done, err := c.keyManager(cmd)
+		if err != nil {
+			return err
+		}
+		defer done()
+		return run(cmd, km)
+	}
 }
 
 // clients opens the database and returns the registration service.
@@ -251,12 +272,7 @@ func (c *cli) clientCommand() *cobra.Command {
   oauthd client create --name web --grant-type authorization_code --grant-type refresh_token \
       --redirect-uri https://app.example/callback --scope "openid offline_access"`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := c.clients(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withClients(func(cmd *cobra.Command, _ []string, svc *admin.Clients) error {
 			out, err := svc.Create(cmd.Context(), m)
 			if err != nil {
 				return describe(err)
@@ -270,7 +286,7 @@ func (c *cli) clientCommand() *cobra.Command {
 				fmt.Fprintln(c.stderr, "The secret is shown only now; it is stored as a keyed hash and cannot be recovered.")
 			}
 			return nil
-		},
+		}),
 	}
 	f := create.Flags()
 	f.StringVar(&m.ClientName, "name", "", "client name, shown to people (optional)")
@@ -285,12 +301,7 @@ func (c *cli) clientCommand() *cobra.Command {
 
 	list := &cobra.Command{
 		Use: "list", Short: "List clients", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			svc, done, err := c.clients(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withClients(func(cmd *cobra.Command, _ []string, svc *admin.Clients) error {
 			out, err := svc.List(cmd.Context())
 			if err != nil {
 				return err
@@ -304,61 +315,46 @@ func (c *cli) clientCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", m.ClientID, m.ClientName, strings.Join(m.GrantTypes, ","), m.Scope)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	list.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	addFlags(list.Flags(), false)
 
 	get := &cobra.Command{
 		Use: "get CLIENT_ID", Short: "Show a client's metadata as JSON", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := c.clients(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withClients(func(cmd *cobra.Command, args []string, svc *admin.Clients) error {
 			out, err := svc.Get(cmd.Context(), args[0])
 			if err != nil {
 				return describe(err)
 			}
 			return printJSON(c.stdout, out)
-		},
+		}),
 	}
 	addFlags(get.Flags(), false)
 
 	del := &cobra.Command{
 		Use: "delete CLIENT_ID", Short: "Delete a client; it can get no more tokens (issued ones live until they expire)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := c.clients(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withClients(func(cmd *cobra.Command, args []string, svc *admin.Clients) error {
 			if err := svc.Delete(cmd.Context(), args[0]); err != nil {
 				return describe(err)
 			}
 			fmt.Fprintf(c.stdout, "deleted %s\n", args[0])
 			return nil
-		},
+		}),
 	}
 	addFlags(del.Flags(), false)
 
 	var grace time.Duration
 	rotate := &cobra.Command{
 		Use: "rotate-secret CLIENT_ID", Short: "Give a client a new secret (the old one works for --grace)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			svc, done, err := c.clients(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withClients(func(cmd *cobra.Command, args []string, svc *admin.Clients) error {
 			out, err := svc.RotateSecret(cmd.Context(), args[0], grace)
 			if err != nil {
 				return describe(err)
 			}
 			fmt.Fprintf(c.stdout, "client_id:     %s\nclient_secret: %s\n", out.ClientID, out.ClientSecret)
 			return nil
-		},
+		}),
 	}
 	rotate.Flags().DurationVar(&grace, "grace", 0, "how long the previous secret keeps working, e.g. 1h")
 	addFlags(rotate.Flags(), false)
@@ -409,12 +405,7 @@ func (c *cli) keysCommand() *cobra.Command {
 	cmd := &cobra.Command{Use: "keys", Short: "List and rotate signing keys"}
 	list := &cobra.Command{
 		Use: "list", Short: "List signing keys (public parts only)", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			km, done, err := c.keyManager(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withKeys(func(cmd *cobra.Command, km *keys.Manager) error {
 			infos, err := km.List(cmd.Context())
 			if err != nil {
 				return err
@@ -429,7 +420,7 @@ func (c *cli) keysCommand() *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.KID, k.Alg, k.Status, k.ActivatesAt.UTC().Format(time.RFC3339), ret)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	addFlags(list.Flags(), false)
 	var immediate bool
@@ -443,12 +434,7 @@ has expired. --immediate makes the new key sign at once: for emergencies, since
 verifiers with a cached JWKS will not know it until their cache expires.
 Running servers pick the change up within OAUTHD_KEY_RELOAD_INTERVAL.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			km, done, err := c.keyManager(cmd)
-			if err != nil {
-				return err
-			}
-			defer done()
+		RunE: c.withKeys(func(cmd *cobra.Command, km *keys.Manager) error {
 			added, err := km.Rotate(cmd.Context(), immediate)
 			if err != nil {
 				return err
@@ -457,7 +443,7 @@ Running servers pick the change up within OAUTHD_KEY_RELOAD_INTERVAL.`,
 				fmt.Fprintf(c.stdout, "new %s key %s, signs from %s\n", k.Alg, k.KID, k.ActivatesAt.UTC().Format(time.RFC3339))
 			}
 			return nil
-		},
+		}),
 	}
 	rotate.Flags().BoolVar(&immediate, "immediate", false, "sign with the new keys at once")
 	addFlags(rotate.Flags(), false)
