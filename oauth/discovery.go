@@ -37,6 +37,9 @@ type discoveryDocs struct {
 // never get a double slash.
 func endpoint(issuer, path string) string { return strings.TrimSuffix(issuer, "/") + path }
 
+// TokenEndpoint is the token endpoint URL for issuer.
+func TokenEndpoint(issuer string) string { return endpoint(issuer, PathToken) }
+
 func buildDiscovery(cfg Config) (discoveryDocs, error) {
 	m := metadata{
 		Issuer:                               cfg.Issuer,

@@ -215,7 +215,7 @@ func freePort(t *testing.T) string {
 func TestServeAsAFirstTimeUser(t *testing.T) {
 	dir := t.TempDir()
 	pub, adm := freePort(t), freePort(t)
-	env := map[string]string{"OAUTHD_ADDR": pub, "OAUTHD_ADMIN_ADDR": adm}
+	env := map[string]string{"OAUTHD_ADDR": pub, "OAUTHD_ADMIN_ADDR": adm, "OAUTHD_ISSUER": "http://" + pub}
 	cmd := oauthdCmd(t, dir, env, "serve")
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -253,6 +253,26 @@ func TestServeAsAFirstTimeUser(t *testing.T) {
 		}
 		if f != "data/oauthd.db" && st.Mode().Perm() != 0o600 {
 			t.Errorf("%s mode %v, want 0600", f, st.Mode().Perm())
+		}
+	}
+
+	// The banner's one-line first token, run as printed (when curl and sed exist).
+	var oneLiner string
+	for _, line := range strings.Split(text, "\n") {
+		if strings.HasPrefix(strings.TrimSpace(line), "curl -s -u") {
+			oneLiner = strings.TrimSpace(line)
+		}
+	}
+	if oneLiner == "" {
+		t.Errorf("banner has no one-line first token:\n%s", text)
+	} else if _, err := exec.LookPath("curl"); err != nil {
+		t.Log("curl not installed: the banner's one-liner is not run")
+	} else {
+		sh := exec.Command("bash", "-c", oneLiner)
+		sh.Dir = dir
+		got, err := sh.CombinedOutput()
+		if err != nil || !strings.Contains(string(got), `"access_token":"ey`) || !strings.Contains(string(got), `"token_type":"Bearer"`) {
+			t.Errorf("banner one-liner: %v: %s", err, got)
 		}
 	}
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -114,8 +115,8 @@ environment, the environment over the YAML file named by --config.`,
 				"admin", s.adminLn.Addr().String(), "database", storage.Host(cfg.DSN), "startup", time.Since(started).Round(time.Millisecond))
 			if cfg.LogFormat == "json" {
 				// Keep stderr machine-readable: the hints become one record.
-				logger.Info("first steps", "admin_token_file", s.tokenPath, "admin_api", "http://"+s.adminLn.Addr().String()+"/admin/clients",
-					"token_endpoint", cfg.Issuer+oauth.PathToken)
+				logger.Info("first steps", "admin_token_file", s.tokenPath, "admin_api", "http://"+dialable(s.adminLn.Addr())+"/admin/clients",
+					"token_endpoint", oauth.TokenEndpoint(cfg.Issuer))
 			} else {
 				_ = out.Flush() // the welcome text follows the start-up lines
 				s.printWelcome(c.stderr)
@@ -131,17 +132,42 @@ environment, the environment over the YAML file named by --config.`,
 // get a first token.
 func (s *server) printWelcome(w io.Writer) {
 	tokenRef := "$OAUTHD_ADMIN_TOKEN"
+	admin := "http://" + dialable(s.adminLn.Addr())
 	if s.tokenPath != "" {
-		fmt.Fprintf(w, "\nAdmin token: %s (admin API on http://%s)\n", s.tokenPath, s.adminLn.Addr())
+		fmt.Fprintf(w, "\nAdmin token: %s (admin API on %s)\n", s.tokenPath, admin)
 		tokenRef = "$(cat " + s.tokenPath + ")"
 	}
-	fmt.Fprintf(w, `Create a client and get a token (copy-paste):
+	fmt.Fprintf(w, `Create a client "demo" and get a token with it, in one copy-paste line (curl and sed):
 
-  curl -s -H "Authorization: Bearer %s" -H 'Content-Type: application/json' \
-    -d '{"client_name":"demo","grant_types":["client_credentials"],"scope":"demo"}' http://%s/admin/clients
-  curl -s -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials %s%s
+  %s
 
-`, tokenRef, s.adminLn.Addr(), s.cfg.Issuer, oauth.PathToken)
+The same in two steps: oauthd client create --name demo --grant-type client_credentials --scope demo,
+then curl -u CLIENT_ID:CLIENT_SECRET -d grant_type=client_credentials %s
+
+`, firstTokenCommand(tokenRef, admin, oauth.TokenEndpoint(s.cfg.Issuer)), oauth.TokenEndpoint(s.cfg.Issuer))
+}
+
+// firstTokenCommand is a shell line that registers a client through the admin
+// API and uses its credentials (cut out of the JSON answer, whose client_id
+// comes before client_secret) to get a token.
+func firstTokenCommand(adminTokenRef, adminURL, tokenURL string) string {
+	register := `curl -s -H "Authorization: Bearer ` + adminTokenRef + `" -H 'Content-Type: application/json' ` +
+		`-d '{"client_name":"demo","grant_types":["client_credentials"],"scope":"demo"}' ` + adminURL + `/admin/clients`
+	credentials := `sed -E 's/.*"client_id":"([^"]+)".*"client_secret":"([^"]+)".*/\1:\2/'`
+	return `curl -s -u "$(` + register + ` | ` + credentials + `)" -d grant_type=client_credentials ` + tokenURL
+}
+
+// dialable turns a listener address into one a local client can reach: an
+// unspecified host (":8081", "0.0.0.0", "[::]") becomes 127.0.0.1.
+func dialable(addr net.Addr) string {
+	host, port, err := net.SplitHostPort(addr.String())
+	if err != nil {
+		return addr.String()
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, port)
 }
 
 func (c *cli) migrateCommand() *cobra.Command {
