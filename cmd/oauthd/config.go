@@ -46,6 +46,7 @@ type Config struct {
 	DBConnMaxLifetime time.Duration
 	ShutdownTimeout   time.Duration
 	ShutdownDelay     time.Duration
+	PruneInterval     time.Duration
 	Migrate           bool
 	PasswordHash      accounts.Params
 }
@@ -182,6 +183,8 @@ var options = []option{
 		set: uintOption(1, 100, func(c *Config, n uint64) { c.PasswordHash.Iterations = uint32(n) })},
 	{name: "password_hash_parallelism", def: "2", help: "argon2id lanes per password hash",
 		set: uintOption(1, 255, func(c *Config, n uint64) { c.PasswordHash.Parallelism = uint8(n) })},
+	{name: "prune_interval", def: "10m", serveOnly: true, help: "how often expired rows are deleted from the database (several processes may run it)",
+		set: dur(func(c *Config) *time.Duration { return &c.PruneInterval }, time.Second)},
 	{name: "shutdown_delay", def: "0s", serveOnly: true, help: "after SIGTERM, how long to keep serving while /health/ready answers 503, so load balancers stop sending new requests first",
 		set: dur(func(c *Config) *time.Duration { return &c.ShutdownDelay }, 0)},
 	{name: "shutdown_timeout", def: "20s", serveOnly: true, help: "how long in-flight requests may finish after SIGTERM",

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"testing"
+	"time"
 
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -56,4 +57,35 @@ func TestDatabaseOutage(t *testing.T) {
 			t.Errorf("JWKS during outage: %d", r.StatusCode)
 		}
 	})
+}
+
+// TestPruneJobDeletesExpiredRows: the background job removes expired rows
+// and leaves live ones.
+func TestPruneJobDeletesExpiredRows(t *testing.T) {
+	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), map[string]string{"OAUTHD_PRUNE_INTERVAL": "1s"})
+	ctx := context.Background()
+	st := ts.srv.store
+	if err := st.UseJTI(ctx, "expired", time.Now().Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UseJTI(ctx, "live", time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	count := func() int {
+		var n int
+		if err := st.SQLDB().QueryRowContext(ctx, "SELECT count(*) FROM used_jtis").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for count() != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d rows after 10s with a 1s prune interval, want 1", count())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if used, err := st.JTIUsed(ctx, "live"); err != nil || !used {
+		t.Errorf("the live row went: %v %v", used, err)
+	}
 }

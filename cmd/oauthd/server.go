@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"runtime"
@@ -236,6 +237,7 @@ func (s *server) serve(ctx context.Context) error {
 	g.Go(func() error { return serveListener(s.public, s.publicLn) })
 	g.Go(func() error { return serveListener(s.admin, s.adminLn) })
 	g.Go(func() error { return s.keys.Run(gctx) })
+	g.Go(func() error { s.prune(gctx); return nil })
 	g.Go(func() error {
 		<-gctx.Done()
 		s.ready.Store(false)
@@ -253,6 +255,27 @@ func (s *server) serve(ctx context.Context) error {
 	err := g.Wait()
 	s.logger.Info("stopped")
 	return err
+}
+
+// prune deletes expired rows every PruneInterval (with up to 10% jitter, so
+// processes started together spread out) until ctx ends. Failures are
+// logged; the next round tries again.
+func (s *server) prune(ctx context.Context) {
+	for {
+		wait := s.cfg.PruneInterval + time.Duration(rand.Int64N(int64(s.cfg.PruneInterval)/10+1))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		n, err := s.store.PruneExpired(ctx, time.Now())
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.logger.WarnContext(ctx, "pruning expired rows failed", "err", err)
+		case n > 0:
+			s.logger.InfoContext(ctx, "expired rows pruned", "rows", n)
+		}
+	}
 }
 
 func serveListener(srv *http.Server, ln net.Listener) error {
