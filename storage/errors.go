@@ -52,3 +52,29 @@ func isUniqueViolation(err error) bool {
 		strings.Contains(msg, "PRIMARY KEY constraint failed") ||
 		strings.Contains(msg, "(1555)") || strings.Contains(msg, "(2067)")
 }
+
+// isRetryable reports whether err means that a transaction lost a race with
+// another one and may succeed when run again from the start: on PostgreSQL a
+// serialization failure (40001) or a deadlock (40P01), on SQLite a busy or
+// locked database (the write lock was not granted within busy_timeout).
+func isRetryable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code == "40001" || pgErr.Code == "40P01"
+	}
+	// The SQLite driver's *Error has Code() with the extended result code;
+	// the primary code is its low byte: 5 SQLITE_BUSY, 6 SQLITE_LOCKED.
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) {
+		switch coded.Code() & 0xff {
+		case 5, 6:
+			return true
+		}
+		return false
+	}
+	msg := err.Error()
+	return strings.Contains(msg, "database is locked") || strings.Contains(msg, "(SQLITE_BUSY)")
+}

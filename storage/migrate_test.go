@@ -115,7 +115,7 @@ func gormOn(t *testing.T, s *storage.Store) *gorm.DB {
 }
 
 // tables are the application tables the migrations create.
-var tables = []string{"clients", "signing_keys", "used_jtis", "users"}
+var tables = []string{"clients", "grant_sessions", "refresh_tokens", "signing_keys", "used_jtis", "users"}
 
 func TestMigrateUpDownUp(t *testing.T) {
 	for _, b := range storagetest.Backends(t) {
@@ -226,6 +226,8 @@ func TestMigratedSchemaMatchesModels(t *testing.T) {
 		{model: &storage.Client{}},
 		{model: &storage.SigningKey{}},
 		{model: &storage.User{}},
+		{model: &storage.GrantSession{}},
+		{model: &storage.RefreshToken{}},
 		{table: "used_jtis", columns: []string{"jti", "expires_at"}},
 	}
 	for _, b := range storagetest.Backends(t) {

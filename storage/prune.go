@@ -9,21 +9,59 @@ import (
 // transaction while the server is busy.
 const pruneBatch = 1000
 
-// PruneExpired deletes rows that expired before now from every table with an
-// expiry (today: used client-assertion ids), in batches, and returns how many
-// went. It is safe to run from several processes at once: a row is deleted
-// once, and on PostgreSQL a process that finds another pruning skips the
-// round.
-func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) {
+// endedSessionRetention is how long a grant session stays after it ended
+// (revoked, or idle- or absolute-expired) before pruning deletes it and, by
+// cascade, its refresh tokens: for a day, the admin session view can still
+// say why a session ended, and a token of it presented again is answered as
+// revoked rather than unknown.
+const endedSessionRetention = 24 * time.Hour
+
+// PruneOptions carries the policy pruning needs from the configuration.
+type PruneOptions struct {
+	// ReuseWindow is the longest refresh-token reuse window in use
+	// (OAUTHD_REFRESH_REUSE_WINDOW): sealed successor tokens kept for replay
+	// are cleared once it has passed, so a database dump holds no usable
+	// tokens for longer than that.
+	ReuseWindow time.Duration
+}
+
+// PruneExpired removes what expired before now, in batches, and returns how
+// many rows it deleted or cleared:
+//   - used client-assertion ids past their expiry;
+//   - sealed successors of refresh tokens rotated at least
+//     opts.ReuseWindow ago (the column is cleared; the row stays);
+//   - refresh tokens past their expiry;
+//   - grant sessions that ended more than endedSessionRetention ago, with
+//     their refresh tokens (ON DELETE CASCADE).
+//
+// It is safe to run from several processes at once: a row is deleted once,
+// and on PostgreSQL a process that finds another pruning skips the round.
+func (s *Store) PruneExpired(ctx context.Context, now time.Time, opts PruneOptions) (int64, error) {
+	now = now.UTC()
+	window := max(opts.ReuseWindow, 0)
 	var total int64
+	steps := []func(ctx context.Context) (int64, error){
+		func(ctx context.Context) (int64, error) { return s.pruneOnce(ctx, "used_jtis", "jti", now) },
+		func(ctx context.Context) (int64, error) { return s.clearSealedSuccessors(ctx, now.Add(-window)) },
+		func(ctx context.Context) (int64, error) { return s.pruneOnce(ctx, "refresh_tokens", "signature", now) },
+		func(ctx context.Context) (int64, error) {
+			return s.pruneEndedSessions(ctx, now.Add(-endedSessionRetention))
+		},
+	}
 	run := func(ctx context.Context) error {
-		for {
-			n, err := s.pruneOnce(ctx, "used_jtis", "jti", now)
-			total += n
-			if err != nil || n < pruneBatch {
-				return err
+		for _, step := range steps {
+			for {
+				n, err := step(ctx)
+				total += n
+				if err != nil {
+					return err
+				}
+				if n < pruneBatch {
+					break
+				}
 			}
 		}
+		return nil
 	}
 	if s.dialect != Postgres {
 		return total, run(ctx)
@@ -52,9 +90,37 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time) (int64, error) 
 func (s *Store) pruneOnce(ctx context.Context, table, key string, now time.Time) (int64, error) {
 	res := s.conn(ctx).Exec(
 		"DELETE FROM "+table+" WHERE "+key+" IN (SELECT "+key+" FROM "+table+" WHERE expires_at <= ? LIMIT ?)",
-		now.UTC(), pruneBatch)
+		now, pruneBatch)
 	if res.Error != nil {
 		return 0, translate("prune "+table, res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// clearSealedSuccessors drops up to pruneBatch sealed successor tokens of
+// refresh tokens rotated at or before cutoff: from then on the reuse window
+// is closed and RotateRefreshToken no longer replays them.
+func (s *Store) clearSealedSuccessors(ctx context.Context, cutoff time.Time) (int64, error) {
+	res := s.conn(ctx).Exec(
+		"UPDATE refresh_tokens SET successor_sealed = NULL WHERE signature IN "+
+			"(SELECT signature FROM refresh_tokens WHERE successor_sealed IS NOT NULL AND rotated_at <= ? LIMIT ?)",
+		cutoff, pruneBatch)
+	if res.Error != nil {
+		return 0, translate("prune sealed refresh tokens", res.Error)
+	}
+	return res.RowsAffected, nil
+}
+
+// pruneEndedSessions deletes up to pruneBatch grant sessions that were
+// revoked or expired at or before cutoff; their refresh tokens go by cascade
+// (and are not counted).
+func (s *Store) pruneEndedSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	res := s.conn(ctx).Exec(
+		"DELETE FROM grant_sessions WHERE id IN (SELECT id FROM grant_sessions "+
+			"WHERE revoked_at <= ? OR idle_expires_at <= ? OR absolute_expires_at <= ? LIMIT ?)",
+		cutoff, cutoff, cutoff, pruneBatch)
+	if res.Error != nil {
+		return 0, translate("prune grant sessions", res.Error)
 	}
 	return res.RowsAffected, nil
 }

@@ -162,14 +162,26 @@ func (s *Store) conn(ctx context.Context) *gorm.DB {
 }
 
 // WithTx runs fn in one transaction carried by the context passed to fn; every
-// Store method called with that context joins it. fn's error rolls back. A
-// nested call joins the outer transaction.
+// Store method called with that context joins it. fn's error rolls back and
+// is returned as it is; a failure of BEGIN or COMMIT is mapped like any
+// driver error (ErrUnavailable when the database is away). A nested call
+// joins the outer transaction.
 func (s *Store) WithTx(ctx context.Context, fn func(ctx context.Context) error) error {
+	return s.tx(ctx, "transaction", fn)
+}
+
+// tx is WithTx with the operation named for error messages.
+func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context) error) error {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(ctx)
 	}
+	var fnErr error
 	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
-		return fn(context.WithValue(ctx, txKey{}, tx))
+		fnErr = fn(context.WithValue(ctx, txKey{}, tx))
+		return fnErr
 	})
+	if err != nil && err != fnErr { //nolint:errorlint // identity: was it fn's own error?
+		return translate(op, err)
+	}
 	return err
 }

@@ -268,7 +268,7 @@ func (s *server) prune(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		n, err := s.store.PruneExpired(ctx, time.Now())
+		n, err := s.store.PruneExpired(ctx, time.Now(), storage.PruneOptions{ReuseWindow: s.cfg.RefreshReuseWindow})
 		switch {
 		case err != nil && ctx.Err() == nil:
 			s.logger.WarnContext(ctx, "pruning expired rows failed", "err", err)

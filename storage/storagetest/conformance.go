@@ -39,6 +39,16 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"ClientModifyConcurrent", testClientModifyConcurrent},
 		{"Users", testUsers},
 		{"PruneExpired", testPruneExpired},
+		{"GrantSessionCreateGet", testGrantSessionCreateGet},
+		{"GrantSessionListActive", testGrantSessionListActive},
+		{"GrantSessionRevoke", testGrantSessionRevoke},
+		{"GrantSessionTouch", testGrantSessionTouch},
+		{"RefreshTokenCreate", testRefreshTokenCreate},
+		{"RefreshTokenOneActivePerSessionInDB", testRefreshTokenOneActivePerSessionInDB},
+		{"RefreshTokenRotateOutcomes", testRefreshTokenRotateOutcomes},
+		{"RefreshTokenRotateConcurrent", testRefreshTokenRotateConcurrent},
+		{"RefreshTokenRotationChain", testRefreshTokenRotationChain},
+		{"PruneRefreshTokensAndSessions", testPruneRefreshTokensAndSessions},
 		{"ClientNotFound", testClientNotFound},
 		{"ClientDuplicateCreate", testClientDuplicateCreate},
 		{"ClientEmptyAndNilSlices", testClientEmptyAndNilSlices},
@@ -1085,7 +1095,7 @@ func testPruneExpired(t *testing.T, s *storage.Store) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			n, err := s.PruneExpired(ctx, now)
+			n, err := s.PruneExpired(ctx, now, storage.PruneOptions{})
 			if err != nil {
 				t.Errorf("PruneExpired: %v", err)
 			}
@@ -1095,7 +1105,7 @@ func testPruneExpired(t *testing.T, s *storage.Store) {
 	wg.Wait()
 	// A pruner that skipped (another held the lock) deleted nothing; one
 	// more round finishes whatever the skipped ones left.
-	n, err := s.PruneExpired(ctx, now)
+	n, err := s.PruneExpired(ctx, now, storage.PruneOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,4 @@
+package storage
+
+// IsRetryable exposes isRetryable to the external tests.
+var IsRetryable = isRetryable
