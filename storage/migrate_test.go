@@ -115,7 +115,10 @@ func gormOn(t *testing.T, s *storage.Store) *gorm.DB {
 }
 
 // tables are the application tables the migrations create.
-var tables = []string{"clients", "grant_sessions", "refresh_tokens", "signing_keys", "used_jtis", "users"}
+var tables = []string{
+	"authorization_codes", "browser_sessions", "clients", "grant_sessions", "oidc_requests", "par_requests",
+	"pkce_requests", "refresh_tokens", "revoked_access_tokens", "signing_keys", "used_jtis", "users",
+}
 
 func TestMigrateUpDownUp(t *testing.T) {
 	for _, b := range storagetest.Backends(t) {
@@ -218,7 +221,8 @@ func TestMigrateUpDownUp(t *testing.T) {
 func TestMigratedSchemaMatchesModels(t *testing.T) {
 	models := []struct {
 		model any
-		// columns, for models whose type is not exported (used_jtis):
+		// columns, for models whose type is not exported (used_jtis,
+		// revoked_access_tokens):
 		// spelled out here, and exercised by the JTI conformance cases.
 		table   string
 		columns []string
@@ -229,6 +233,12 @@ func TestMigratedSchemaMatchesModels(t *testing.T) {
 		{model: &storage.GrantSession{}},
 		{model: &storage.RefreshToken{}},
 		{table: "used_jtis", columns: []string{"jti", "expires_at"}},
+		{model: &storage.AuthorizationCode{}},
+		{model: &storage.PKCERequest{}},
+		{model: &storage.OIDCRequest{}},
+		{model: &storage.PARRequest{}},
+		{table: "revoked_access_tokens", columns: []string{"jti", "expires_at", "revoked_at"}},
+		{model: &storage.BrowserSession{}},
 	}
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {

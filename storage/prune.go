@@ -32,7 +32,13 @@ type PruneOptions struct {
 //     opts.ReuseWindow ago (the column is cleared; the row stays);
 //   - refresh tokens past their expiry;
 //   - grant sessions that ended more than endedSessionRetention ago, with
-//     their refresh tokens (ON DELETE CASCADE).
+//     their refresh tokens (ON DELETE CASCADE);
+//   - authorization codes past their expiry, used or not (a used code keeps
+//     its row until then, so that a replay is recognised as reuse), and the
+//     PKCE and OpenID Connect requests of codes;
+//   - pushed authorization requests, denied access-token ids and browser
+//     sessions past their expiry (revoked browser sessions too go only
+//     then).
 //
 // It is safe to run from several processes at once: a row is deleted once,
 // and on PostgreSQL a process that finds another pruning skips the round.
@@ -47,6 +53,17 @@ func (s *Store) PruneExpired(ctx context.Context, now time.Time, opts PruneOptio
 		func(ctx context.Context) (int64, error) {
 			return s.pruneEndedSessions(ctx, now.Add(-endedSessionRetention))
 		},
+	}
+	// Tables whose rows simply go once expired: table, primary key.
+	for _, tk := range [][2]string{
+		{"authorization_codes", "signature"},
+		{"pkce_requests", "signature"},
+		{"oidc_requests", "code_hash"},
+		{"par_requests", "request_uri_hash"},
+		{"revoked_access_tokens", "jti"},
+		{"browser_sessions", "id_hash"},
+	} {
+		steps = append(steps, func(ctx context.Context) (int64, error) { return s.pruneOnce(ctx, tk[0], tk[1], now) })
 	}
 	run := func(ctx context.Context) error {
 		for _, step := range steps {

@@ -1,0 +1,39 @@
+package storage
+
+import (
+	"context"
+	"time"
+)
+
+// revokedAccessToken is one revoked JWT access token, kept until the
+// token's own expiry (after it the token is refused anyway).
+type revokedAccessToken struct {
+	JTI       string `gorm:"column:jti;primaryKey"`
+	ExpiresAt time.Time
+	RevokedAt time.Time
+}
+
+func (revokedAccessToken) TableName() string { return "revoked_access_tokens" }
+
+// DenyAccessToken records that the access token jti, which expires at exp,
+// was revoked at now. It is idempotent: denying a denied token keeps the
+// first revocation time (and the later of the two expiries).
+func (s *Store) DenyAccessToken(ctx context.Context, jti string, exp, now time.Time) error {
+	err := s.conn(ctx).Exec(
+		"INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) "+
+			"ON CONFLICT (jti) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > revoked_access_tokens.expires_at "+
+			"THEN excluded.expires_at ELSE revoked_access_tokens.expires_at END",
+		jti, exp.UTC(), now.UTC()).Error
+	return translate("deny access token", err)
+}
+
+// IsAccessTokenDenied reports whether jti was revoked and has not expired
+// at now (an expiry equal to now has passed).
+func (s *Store) IsAccessTokenDenied(ctx context.Context, jti string, now time.Time) (bool, error) {
+	var n int64
+	err := s.conn(ctx).Model(&revokedAccessToken{}).Where("jti = ? AND expires_at > ?", jti, now.UTC()).Count(&n).Error
+	if err != nil {
+		return false, translate("check denied access token", err)
+	}
+	return n > 0, nil
+}
