@@ -7,5 +7,6 @@
 // at driver errors. A transaction started with WithTx travels in the context and
 // every method uses it when present.
 //
-// Importers: cmd/oauthd, oauth, keys, admin. storage imports only migrations.
+// Importers: cmd/oauthd, oauth, keys, admin, accounts. storage imports only
+// migrations.
 package storage
