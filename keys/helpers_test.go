@@ -390,3 +390,9 @@ func (tl *timeline) signersAt(at time.Time) map[string]map[int]string {
 	}
 	return out
 }
+
+// publishedKey returns the key kid if m publishes it now.
+func publishedKey(m *Manager, kid string) (*Key, bool) {
+	k, ok := m.current().published[kid]
+	return k, ok
+}

@@ -311,12 +311,6 @@ func (m *Manager) JWKS() (body []byte, etag string) {
 	return s.jwks, s.etag
 }
 
-// PublicKey returns the published key kid, for verifiers in this process.
-func (m *Manager) PublicKey(kid string) (*Key, bool) {
-	k, ok := m.current().published[kid]
-	return k, ok
-}
-
 // Info describes a key without its private part.
 type Info struct {
 	KID         string          `json:"kid"`

@@ -226,9 +226,9 @@ func TestSignVerifyRoundTrip(t *testing.T) {
 				}
 				// Public returns the standard-library key that verifies.
 				for alg, kid := range active {
-					k, ok := m.PublicKey(kid)
+					k, ok := publishedKey(m, kid)
 					if !ok || k.Alg != alg {
-						t.Fatalf("PublicKey(%s) = %v, %v", kid, k, ok)
+						t.Fatalf("publishedKey(%s) = %v, %v", kid, k, ok)
 					}
 					switch k.Public().(type) {
 					case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
@@ -581,7 +581,7 @@ func TestSecret(t *testing.T) {
 
 		t.Run("stored private key is ciphertext", func(t *testing.T) {
 			for _, r := range recs {
-				k, _ := m.PublicKey(r.KID)
+				k, _ := publishedKey(m, r.KID)
 				der, err := x509.MarshalPKCS8PrivateKey(k.private)
 				if err != nil {
 					t.Fatal(err)

@@ -142,8 +142,8 @@ func TestScheduledRotation(t *testing.T) {
 			if published(t, m, kid) {
 				t.Errorf("old %s key still published after retirement", alg)
 			}
-			if _, ok := m.PublicKey(kid); ok {
-				t.Errorf("PublicKey(%s) still finds the retired %s key", kid, alg)
+			if _, ok := publishedKey(m, kid); ok {
+				t.Errorf("publishedKey(%s) still finds the retired %s key", kid, alg)
 			}
 		}
 		for _, s := range tl.toks {
