@@ -116,7 +116,7 @@ func gormOn(t *testing.T, s *storage.Store) *gorm.DB {
 
 // tables are the application tables the migrations create.
 var tables = []string{
-	"authorization_codes", "browser_sessions", "clients", "grant_sessions", "oidc_requests", "par_requests",
+	"authorization_codes", "browser_sessions", "clients", "consents", "grant_sessions", "oidc_requests", "par_requests",
 	"pkce_requests", "refresh_tokens", "revoked_access_tokens", "signing_keys", "used_jtis", "users",
 }
 
@@ -239,6 +239,7 @@ func TestMigratedSchemaMatchesModels(t *testing.T) {
 		{model: &storage.PARRequest{}},
 		{table: "revoked_access_tokens", columns: []string{"jti", "expires_at", "revoked_at"}},
 		{model: &storage.BrowserSession{}},
+		{model: &storage.Consent{}},
 	}
 	for _, b := range storagetest.Backends(t) {
 		t.Run(b.Name, func(t *testing.T) {

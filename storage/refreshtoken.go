@@ -26,9 +26,23 @@ const (
 	TokenRevoked TokenState = "revoked"
 )
 
-// ReasonRefreshTokenReuse is the revoked_reason of a grant session ended
-// because one of its rotated refresh tokens was presented again.
-const ReasonRefreshTokenReuse = "refresh token reuse"
+// Why a grant session ended (its revoked_reason).
+const (
+	// ReasonRefreshTokenReuse: one of its rotated refresh tokens was
+	// presented again (RFC 9700 §4.14).
+	ReasonRefreshTokenReuse = "refresh token reuse"
+	// ReasonCodeReuse: its authorization code was presented again (RFC 6749
+	// §4.1.2).
+	ReasonCodeReuse = "authorization code reuse"
+	// ReasonUser: the user revoked it on the account page.
+	ReasonUser = "revoked by the user"
+	// ReasonAdmin: an operator revoked it through the admin API.
+	ReasonAdmin = "revoked by an admin"
+	// ReasonLogout: RP-initiated logout ended it.
+	ReasonLogout = "logout"
+	// ReasonClient: the client revoked its refresh token (RFC 7009).
+	ReasonClient = "revoked by the client"
+)
 
 // RefreshToken is one opaque refresh token, known only by its HMAC
 // signature: the token itself is never stored. Its family is its grant
@@ -139,6 +153,10 @@ const (
 // RotateRequest asks RotateRefreshToken to rotate the token ParentSignature.
 type RotateRequest struct {
 	ParentSignature string
+	// ClientID, when set, must be the client the token was issued to: a
+	// token presented by another client is treated as unknown (RFC 6749
+	// §6: the refresh token is bound to the client) and nothing changes.
+	ClientID string
 	// Now is the time of the request; zero means the store's clock.
 	Now time.Time
 	// ReuseWindow is how long after a rotation the parent may be presented
@@ -154,7 +172,8 @@ type RotateRequest struct {
 	// row (Signature, ExpiresAt and RequestData are used; the family,
 	// client, state and creation time are set by storage) and the child
 	// token encrypted by the caller, kept in the parent for the reuse
-	// window. If the transaction is retried, the same child is used again.
+	// window. A child without RequestData gets the parent's. If the
+	// transaction is retried, the same child is used again.
 	NewChild func() (child RefreshToken, sealed []byte, err error)
 }
 
@@ -278,6 +297,9 @@ func (s *Store) rotate(db *gorm.DB, req RotateRequest, now time.Time, newChild f
 		}
 		return RotateResult{}, translate("lock refresh token", err)
 	}
+	if req.ClientID != "" && parent.ClientID != req.ClientID {
+		return RotateResult{Outcome: RotateNotFound}, nil
+	}
 	found := parent // the result reports the parent as found
 	res := RotateResult{SessionID: sess.ID, Parent: &found}
 
@@ -299,6 +321,9 @@ func (s *Store) rotate(db *gorm.DB, req RotateRequest, now time.Time, newChild f
 			return RotateResult{}, errors.New("storage: rotate refresh token: NewChild returned no signature")
 		}
 		c.SessionID, c.ClientID, c.State, c.CreatedAt = parent.SessionID, parent.ClientID, TokenActive, now
+		if c.RequestData == nil {
+			c.RequestData = parent.RequestData
+		}
 		c.RotatedAt, c.SuccessorSignature, c.SuccessorSealed = nil, "", nil
 		var keep any // NULL unless there is a window to replay in
 		if req.ReuseWindow > 0 && len(sealed) > 0 {
