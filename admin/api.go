@@ -30,9 +30,14 @@ type API struct {
 	Clients *Clients
 	Users   userCreator
 	Keys    keyManager
+	// Sessions lists and revokes users' grant sessions (*storage.Store).
+	Sessions sessionStore
 	// Token is the admin bearer token.
 	Token  string
 	Logger *slog.Logger
+
+	// now is the clock of the session routes; nil is time.Now (tests set it).
+	now func() time.Time
 }
 
 // Register mounts the admin API on r (the admin listener's router).
@@ -46,6 +51,9 @@ func (a *API) Register(r *mux.Router) {
 	s.HandleFunc("/clients/{id}", a.deleteClient).Methods(http.MethodDelete)
 	s.HandleFunc("/clients/{id}/secret", a.rotateSecret).Methods(http.MethodPost)
 	s.HandleFunc("/users", a.createUser).Methods(http.MethodPost)
+	s.HandleFunc("/users/{id}/sessions", a.listUserSessions).Methods(http.MethodGet)
+	s.HandleFunc("/users/{id}/sessions", a.revokeUserSessions).Methods(http.MethodDelete)
+	s.HandleFunc("/sessions/{sid}", a.revokeSession).Methods(http.MethodDelete)
 	s.HandleFunc("/keys", a.listKeys).Methods(http.MethodGet)
 	s.HandleFunc("/keys/rotate", a.rotateKeys).Methods(http.MethodPost)
 	s.NotFoundHandler = a.authenticate(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
@@ -53,7 +61,7 @@ func (a *API) Register(r *mux.Router) {
 	}))
 	// Any other method on a known resource: 405 (registered last, so the
 	// method-specific routes above win).
-	for _, path := range []string{"/clients", "/clients/{id}", "/clients/{id}/secret", "/users", "/keys", "/keys/rotate"} {
+	for _, path := range []string{"/clients", "/clients/{id}", "/clients/{id}/secret", "/users", "/users/{id}/sessions", "/sessions/{sid}", "/keys", "/keys/rotate"} {
 		s.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) {
 			writeError(w, http.StatusMethodNotAllowed, "invalid_request", "Method not allowed on this admin resource.")
 		})

@@ -12,12 +12,27 @@ import (
 // OpenID Provider metadata (OpenID Connect Discovery 1.0 §3). Only what is
 // implemented is advertised: an endpoint appears here when it exists.
 type metadata struct {
-	Issuer                            string   `json:"issuer"`
-	TokenEndpoint                     string   `json:"token_endpoint"`
-	JWKSURI                           string   `json:"jwks_uri"`
-	GrantTypesSupported               []string `json:"grant_types_supported"`
-	ResponseTypesSupported            []string `json:"response_types_supported"`
-	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	Issuer                                     string   `json:"issuer"`
+	AuthorizationEndpoint                      string   `json:"authorization_endpoint"`
+	TokenEndpoint                              string   `json:"token_endpoint"`
+	JWKSURI                                    string   `json:"jwks_uri"`
+	RevocationEndpoint                         string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint                      string   `json:"introspection_endpoint"`
+	PushedAuthorizationRequestEndpoint         string   `json:"pushed_authorization_request_endpoint"`
+	ScopesSupported                            []string `json:"scopes_supported"`
+	GrantTypesSupported                        []string `json:"grant_types_supported"`
+	ResponseTypesSupported                     []string `json:"response_types_supported"`
+	ResponseModesSupported                     []string `json:"response_modes_supported"`
+	CodeChallengeMethodsSupported              []string `json:"code_challenge_methods_supported"`
+	TokenEndpointAuthMethodsSupported          []string `json:"token_endpoint_auth_methods_supported"`
+	RevocationEndpointAuthMethodsSupported     []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionEndpointAuthMethodsSupported  []string `json:"introspection_endpoint_auth_methods_supported"`
+	AuthorizationResponseIssParameterSupported bool     `json:"authorization_response_iss_parameter_supported"`
+	// OpenID Connect Discovery fields.
+	UserinfoEndpoint      string   `json:"userinfo_endpoint,omitempty"`
+	EndSessionEndpoint    string   `json:"end_session_endpoint,omitempty"`
+	ClaimsSupported       []string `json:"claims_supported,omitempty"`
+	PromptValuesSupported []string `json:"prompt_values_supported,omitempty"`
 	// OpenID Connect Discovery fields.
 	SubjectTypesSupported            []string `json:"subject_types_supported,omitempty"`
 	IDTokenSigningAlgValuesSupported []string `json:"id_token_signing_alg_values_supported,omitempty"`
@@ -42,18 +57,32 @@ func TokenEndpoint(issuer string) string { return endpoint(issuer, PathToken) }
 
 func buildDiscovery(cfg Config) (discoveryDocs, error) {
 	m := metadata{
-		Issuer:                               cfg.Issuer,
-		TokenEndpoint:                        endpoint(cfg.Issuer, PathToken),
-		JWKSURI:                              endpoint(cfg.Issuer, PathJWKS),
-		GrantTypesSupported:                  SupportedGrantTypes,
-		ResponseTypesSupported:               []string{}, // no authorization endpoint yet
-		TokenEndpointAuthMethodsSupported:    []string{AuthMethodBasic, AuthMethodPost},
-		AccessTokenSigningAlgValuesSupported: []string{cfg.AccessTokenAlg},
+		Issuer:                                     cfg.Issuer,
+		AuthorizationEndpoint:                      endpoint(cfg.Issuer, PathAuthorize),
+		TokenEndpoint:                              endpoint(cfg.Issuer, PathToken),
+		JWKSURI:                                    endpoint(cfg.Issuer, PathJWKS),
+		RevocationEndpoint:                         endpoint(cfg.Issuer, PathRevoke),
+		IntrospectionEndpoint:                      endpoint(cfg.Issuer, PathIntrospect),
+		PushedAuthorizationRequestEndpoint:         endpoint(cfg.Issuer, PathPAR),
+		ScopesSupported:                            []string{ScopeOpenID, ScopeProfile, ScopeEmail, ScopeOfflineAccess},
+		GrantTypesSupported:                        SupportedGrantTypes,
+		ResponseTypesSupported:                     []string{"code"},
+		ResponseModesSupported:                     []string{"query"},
+		CodeChallengeMethodsSupported:              []string{"S256"},
+		TokenEndpointAuthMethodsSupported:          []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone},
+		RevocationEndpointAuthMethodsSupported:     []string{AuthMethodBasic, AuthMethodPost, AuthMethodNone},
+		IntrospectionEndpointAuthMethodsSupported:  []string{AuthMethodBasic, AuthMethodPost},
+		AuthorizationResponseIssParameterSupported: true,
+		AccessTokenSigningAlgValuesSupported:       []string{cfg.AccessTokenAlg},
 	}
 	oauthDoc, err := json.Marshal(m)
 	if err != nil {
 		return discoveryDocs{}, err
 	}
+	m.UserinfoEndpoint = endpoint(cfg.Issuer, PathUserinfo)
+	m.EndSessionEndpoint = endpoint(cfg.Issuer, PathLogout)
+	m.ClaimsSupported = []string{"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "name", "preferred_username", "email", "email_verified"}
+	m.PromptValuesSupported = []string{"none", "login", "consent"}
 	m.SubjectTypesSupported = []string{"public"}
 	m.IDTokenSigningAlgValuesSupported = []string{cfg.IDTokenAlg}
 	oidcDoc, err := json.Marshal(m)

@@ -14,11 +14,41 @@ import (
 	"github.com/oauthd/oauthd/storage"
 )
 
-// store is what the protocol needs from persistence.
+// store is what the protocol needs from persistence (*storage.Store).
 type store interface {
 	GetClient(ctx context.Context, id string) (*storage.Client, error)
 	UseJTI(ctx context.Context, jti string, exp time.Time) error
 	JTIUsed(ctx context.Context, jti string) (bool, error)
+
+	BeginTx(ctx context.Context) (context.Context, error)
+	CommitTx(ctx context.Context) error
+	RollbackTx(ctx context.Context) error
+
+	CreateAuthorizationCode(ctx context.Context, c *storage.AuthorizationCode) error
+	GetAuthorizationCode(ctx context.Context, signature string) (*storage.AuthorizationCode, error)
+	InvalidateAuthorizationCode(ctx context.Context, signature string, now time.Time) error
+	CreatePKCERequest(ctx context.Context, r *storage.PKCERequest) error
+	GetPKCERequest(ctx context.Context, signature string) (*storage.PKCERequest, error)
+	DeletePKCERequest(ctx context.Context, signature string) error
+	CreateOIDCRequest(ctx context.Context, r *storage.OIDCRequest) error
+	GetOIDCRequest(ctx context.Context, codeHash string) (*storage.OIDCRequest, error)
+	DeleteOIDCRequest(ctx context.Context, codeHash string) error
+	CreatePAR(ctx context.Context, p *storage.PARRequest) error
+	TakePAR(ctx context.Context, hash string, now time.Time) (*storage.PARRequest, error)
+
+	CreateGrantSession(ctx context.Context, g *storage.GrantSession) error
+	GetGrantSession(ctx context.Context, id string) (*storage.GrantSession, error)
+	RevokeGrantSession(ctx context.Context, id, reason string, now time.Time) error
+	CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error
+	GetRefreshToken(ctx context.Context, signature string) (*storage.RefreshToken, error)
+	RotateRefreshToken(ctx context.Context, req storage.RotateRequest) (storage.RotateResult, error)
+
+	DenyAccessToken(ctx context.Context, jti string, exp, now time.Time) error
+	AccessTokenStatus(ctx context.Context, jti, sid string, now time.Time) (denied, sessionLive bool, err error)
+
+	GetUser(ctx context.Context, id string) (*storage.User, error)
+	GetConsent(ctx context.Context, userID, clientID string) (*storage.Consent, error)
+	GrantConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error
 }
 
 // errUnavailable marks storage failures that must answer 503
@@ -32,6 +62,7 @@ var errUnavailable = errors.New("oauth: storage unavailable")
 type fositeStore struct {
 	store   store
 	clients *clientCache
+	cfg     Config
 }
 
 var _ fosite.ClientManager = (*fositeStore)(nil)
@@ -91,7 +122,7 @@ func (f *fositeStore) DeleteAccessTokenSession(context.Context, string) error { 
 // ids are cached too, so a flood of made-up client ids does not reach the
 // database more than once per id and ttl.
 type clientCache struct {
-	store store
+	store clientLookup
 	ttl   time.Duration
 	max   int
 	now   func() time.Time
@@ -109,7 +140,12 @@ type cacheEntry struct {
 	expires time.Time
 }
 
-func newClientCache(st store, ttl time.Duration) *clientCache {
+// clientLookup is what the client cache reads.
+type clientLookup interface {
+	GetClient(ctx context.Context, id string) (*storage.Client, error)
+}
+
+func newClientCache(st clientLookup, ttl time.Duration) *clientCache {
 	return &clientCache{store: st, ttl: ttl, max: 10000, now: time.Now, entries: map[string]cacheEntry{}}
 }
 

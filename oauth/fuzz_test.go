@@ -41,8 +41,8 @@ func FuzzTokenEndpoint(f *testing.F) {
 		f.Fatal(err)
 	}
 	p, err := New(Config{Issuer: "http://localhost:8080", AccessTokenTTL: time.Minute, ClientCacheTTL: time.Minute,
-		TokenHMACKey: secret.Derive(master, secret.TokenHMAC), AccessTokenAlg: keys.ES256, IDTokenAlg: keys.RS256, JWKSMaxAge: time.Minute},
-		st, km, hasher, nil, slog.New(slog.DiscardHandler))
+		TokenHMACKey: secret.Derive(master, secret.TokenHMAC), SealKey: secret.Derive(master, secret.Seal), AccessTokenAlg: keys.ES256, IDTokenAlg: keys.RS256, JWKSMaxAge: time.Minute},
+		st, km, noBrowser{}, hasher, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		f.Fatal(err)
 	}

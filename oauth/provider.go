@@ -11,6 +11,7 @@ import (
 	"github.com/ory/fosite"
 	"github.com/ory/fosite/compose"
 	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
 	"github.com/ory/fosite/token/jwt"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -33,10 +34,51 @@ type Config struct {
 	IDTokenAlg     string
 	// JWKSMaxAge is the Cache-Control max-age of the JWKS answer.
 	JWKSMaxAge time.Duration
+
+	// RefreshTokenTTL is the refresh-token lifetime and the idle lifetime
+	// of a grant session with refresh tokens.
+	RefreshTokenTTL time.Duration
+	// RefreshReuseWindow: a rotated refresh token presented again within
+	// it gets the same successor (contract: OAUTHD_REFRESH_REUSE_WINDOW).
+	RefreshReuseWindow time.Duration
+	// GrantSessionMaxLifetime is the absolute lifetime of a grant session.
+	GrantSessionMaxLifetime time.Duration
+	// AuthorizeCodeTTL, IDTokenTTL, PARTTL: lifetimes of authorization
+	// codes, ID tokens and pushed authorization requests.
+	AuthorizeCodeTTL time.Duration
+	IDTokenTTL       time.Duration
+	PARTTL           time.Duration
+	// SealKey encrypts what travels through the browser between our own
+	// endpoints (the pending authorization request while the person signs
+	// in) and the successor refresh token kept for the reuse window; 32
+	// bytes.
+	SealKey []byte
+}
+
+// withDefaults fills unset lifetimes.
+func (c Config) withDefaults() Config {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d == 0 {
+			*d = v
+		}
+	}
+	def(&c.RefreshTokenTTL, 720*time.Hour)
+	def(&c.GrantSessionMaxLifetime, 2160*time.Hour)
+	def(&c.AuthorizeCodeTTL, time.Minute)
+	def(&c.IDTokenTTL, time.Hour)
+	def(&c.PARTTL, 90*time.Second)
+	return c
 }
 
 // Endpoint paths (the URL contract; discovery derives its URLs from them).
 const (
+	PathAuthorize      = "/oauth2/authorize"
+	PathConsent        = "/consent"
+	PathRevoke         = "/oauth2/revoke"
+	PathIntrospect     = "/oauth2/introspect"
+	PathUserinfo       = "/userinfo"
+	PathLogout         = "/oauth2/logout"
+	PathPAR            = "/oauth2/par"
 	PathToken          = "/oauth2/token"
 	PathJWKS           = "/.well-known/jwks.json"
 	PathOIDCDiscovery  = "/.well-known/openid-configuration"
@@ -44,10 +86,22 @@ const (
 )
 
 // Grant types the token endpoint accepts.
-const GrantClientCredentials = "client_credentials"
+const (
+	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = "authorization_code"
+	GrantRefreshToken      = "refresh_token"
+)
+
+// Scopes with a meaning of their own.
+const (
+	ScopeOpenID        = "openid"
+	ScopeOfflineAccess = "offline_access"
+	ScopeProfile       = "profile"
+	ScopeEmail         = "email"
+)
 
 // SupportedGrantTypes lists what clients may be registered with.
-var SupportedGrantTypes = []string{GrantClientCredentials}
+var SupportedGrantTypes = []string{GrantAuthorizationCode, GrantClientCredentials, GrantRefreshToken}
 
 // jwks is what the JWKS endpoint needs from the key manager.
 type jwks interface {
@@ -57,7 +111,13 @@ type jwks interface {
 // Provider serves the protocol endpoints.
 type Provider struct {
 	cfg       Config
-	fosite    fosite.OAuth2Provider
+	fosite    *fosite.Fosite
+	store     store
+	browser   Browser
+	jwtKeys   verifier
+	hmac      refreshStrategy
+	seal      *sealer
+	fstore    *fositeStore
 	clients   *clientCache
 	keys      jwks
 	logger    *slog.Logger
@@ -68,7 +128,8 @@ type Provider struct {
 // New composes fosite with exactly the grants oauthd offers (never
 // compose.ComposeAllEnabled: it enables implicit and password grants and
 // opaque access tokens).
-func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prometheus.Registerer, logger *slog.Logger) (*Provider, error) {
+func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.Hasher, reg prometheus.Registerer, logger *slog.Logger) (*Provider, error) {
+	cfg = cfg.withDefaults()
 	if err := ValidateIssuer(cfg.Issuer); err != nil {
 		return nil, err
 	}
@@ -78,14 +139,29 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 	if cfg.AccessTokenTTL <= 0 {
 		return nil, errors.New("oauth: access-token lifetime must be positive")
 	}
+	if browser == nil {
+		return nil, errors.New("oauth: a Browser (the sign-in pages) is required")
+	}
+	seal, err := newSealer(cfg.SealKey)
+	if err != nil {
+		return nil, err
+	}
 	clients := newClientCache(st, cfg.ClientCacheTTL)
-	fstore := &fositeStore{store: st, clients: clients}
+	fstore := &fositeStore{store: st, clients: clients, cfg: cfg}
 
 	fcfg := &fosite.Config{
-		AccessTokenIssuer:          cfg.Issuer,
-		IDTokenIssuer:              cfg.Issuer,
-		TokenURL:                   endpoint(cfg.Issuer, PathToken),
-		AccessTokenLifespan:        cfg.AccessTokenTTL,
+		AccessTokenIssuer:              cfg.Issuer,
+		IDTokenIssuer:                  cfg.Issuer,
+		TokenURL:                       endpoint(cfg.Issuer, PathToken),
+		AccessTokenLifespan:            cfg.AccessTokenTTL,
+		RefreshTokenLifespan:           cfg.RefreshTokenTTL,
+		AuthorizeCodeLifespan:          cfg.AuthorizeCodeTTL,
+		IDTokenLifespan:                cfg.IDTokenTTL,
+		PushedAuthorizeContextLifespan: cfg.PARTTL,
+		// Only offline_access asks for a refresh token (not fosite's
+		// extra "offline").
+		RefreshTokenScopes:         []string{ScopeOfflineAccess},
+		AllowedPromptValues:        []string{"login", "none", "consent"},
 		GlobalSecret:               cfg.TokenHMACKey,
 		ScopeStrategy:              fosite.ExactScopeStrategy,
 		AudienceMatchingStrategy:   fosite.ExactAudienceMatchingStrategy,
@@ -96,21 +172,38 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 		RedirectSecureChecker:      fosite.IsRedirectURISecureStrict,
 	}
 	accessSigner := &signer{sign: km.SignAccessToken, keys: km}
+	idSigner := &signer{sign: km.SignIDToken, keys: km}
+	hmacStrategy := compose.NewOAuth2HMACStrategy(fcfg)
 	strategy := &compose.CommonStrategy{
 		CoreStrategy: &oauth2.DefaultJWTStrategy{
 			Signer:          accessSigner,
-			HMACSHAStrategy: compose.NewOAuth2HMACStrategy(fcfg),
+			HMACSHAStrategy: hmacStrategy,
 			Config:          fcfg,
 		},
-		// Signs access tokens only. When OpenID Connect is composed, its
-		// strategy needs its own signer (km.SignIDToken: ID-token algorithm,
-		// typ JWT), never this one.
+		// ID tokens: the ID-token algorithm and typ JWT.
+		OpenIDConnectTokenStrategy: &openid.DefaultStrategy{Signer: idSigner, Config: fcfg},
+		// The jwt.Signer fosite asserts on the strategy decodes
+		// id_token_hint; it verifies by kid against every published key,
+		// whatever signer signed.
 		Signer: accessSigner,
 	}
-	var _ oauth2.AccessTokenStorage = fstore // what the client-credentials factory asserts
-	f := compose.Compose(fcfg, fstore, strategy,
+	p := &Provider{cfg: cfg, store: st, browser: browser, jwtKeys: km, hmac: hmacStrategy, seal: seal, fstore: fstore}
+	refresh := &refreshHandler{p: p, strategy: strategy, store: st}
+	// Order matters (fosite guide §1.1): PKCE and OIDC read the code the
+	// explicit handler made; OIDC refresh runs after our refresh handler.
+	composed := compose.Compose(fcfg, fstore, strategy,
+		compose.OAuth2AuthorizeExplicitFactory,
 		compose.OAuth2ClientCredentialsGrantFactory,
+		func(fosite.Configurator, interface{}, interface{}) interface{} { return refresh },
+		compose.OpenIDConnectExplicitFactory,
+		compose.OpenIDConnectRefreshFactory,
+		compose.OAuth2PKCEFactory,
+		compose.PushedAuthorizeHandlerFactory,
 	)
+	f, ok := composed.(*fosite.Fosite)
+	if !ok {
+		return nil, fmt.Errorf("oauth: unexpected provider type %T", composed)
+	}
 
 	issued := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "oauthd_tokens_issued_total",
@@ -121,7 +214,7 @@ func New(cfg Config, st store, km *keys.Manager, hasher fosite.Hasher, reg prome
 			return nil, fmt.Errorf("oauth: register metrics: %w", err)
 		}
 	}
-	p := &Provider{cfg: cfg, fosite: f, clients: clients, keys: km, logger: logger, issued: issued}
+	p.fosite, p.clients, p.keys, p.logger, p.issued = f, clients, km, logger, issued
 	docs, err := buildDiscovery(cfg)
 	if err != nil {
 		return nil, err

@@ -20,6 +20,14 @@ type Session struct {
 	// SessionID is the grant session (sid claim) for user grants; empty for
 	// client_credentials.
 	SessionID string `json:"sid,omitempty"`
+	// UserAgent and IP of the browser that gave the grant, recorded on its
+	// grant session (shown on the account page). Never in a token.
+	UserAgent string `json:"ua,omitempty"`
+	IP        string `json:"ip,omitempty"`
+
+	// refreshToken carries the rotated refresh token from the refresh
+	// handler's validation step to its response step (one request).
+	refreshToken string
 }
 
 var (

@@ -30,7 +30,7 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	case "":
 		p.writeError(w, r, invalidRequest("The request parameter 'grant_type' is missing."))
 		return
-	case GrantClientCredentials:
+	case GrantClientCredentials, GrantAuthorizationCode, GrantRefreshToken:
 	default:
 		p.writeError(w, r, &oauthError{Status: http.StatusBadRequest, Code: "unsupported_grant_type",
 			Description: "The grant type '" + sanitizeDescription(grant) + "' is not supported."})
@@ -44,15 +44,20 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if grant == GrantAuthorizationCode {
+		ctx = withCodeMemo(ctx)
+	}
 	session := newSession()
 	ar, err := p.fosite.NewAccessRequest(ctx, r, session)
 	if err != nil {
 		p.writeError(w, r, err)
 		return
 	}
-	if err := p.grantClientCredentials(ar, session, r.PostForm); err != nil {
-		p.writeError(w, r, err)
-		return
+	if grant == GrantClientCredentials {
+		if err := p.grantClientCredentials(ar, session, r.PostForm); err != nil {
+			p.writeError(w, r, err)
+			return
+		}
 	}
 	resp, err := p.fosite.NewAccessResponse(ctx, ar)
 	if err != nil {

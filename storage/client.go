@@ -30,8 +30,10 @@ type Client struct {
 	TokenEndpointAuthMethod string
 	SkipConsent             bool
 	AllowIntrospection      bool
-	CreatedAt               time.Time
-	UpdatedAt               time.Time
+	// RequirePAR: authorization requests must be pushed (RFC 9126 §6).
+	RequirePAR bool `gorm:"column:require_pushed_authorization_requests"`
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
 }
 
 // TableName pins the table name independent of GORM's naming rules.

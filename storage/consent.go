@@ -2,12 +2,11 @@ package storage
 
 import (
 	"context"
-	"errors"
 	"sort"
 	"strings"
 	"time"
 
-	"gorm.io/gorm"
+	"gorm.io/gorm/clause"
 )
 
 // Consent is a remembered "allow" of a user for a client: the scopes it
@@ -44,18 +43,28 @@ func (c *Consent) Covers(scopes []string) bool {
 // GrantConsent records that userID allowed clientID scopes at now, adding
 // them to any scopes allowed before.
 func (s *Store) GrantConsent(ctx context.Context, userID, clientID string, scopes []string, now time.Time) error {
+	now = now.UTC()
 	return s.tx(ctx, "grant consent", func(ctx context.Context) error {
 		db := s.conn(ctx)
-		set := map[string]bool{}
+		// Make sure the row exists, then lock it, so concurrent grants
+		// merge one after the other instead of overwriting each other
+		// (PostgreSQL runs read committed; SQLite's write lock already
+		// serialises).
+		if err := db.Exec("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, '', ?) ON CONFLICT (user_id, client_id) DO NOTHING",
+			userID, clientID, now).Error; err != nil {
+			return translate("grant consent", err)
+		}
+		q := db
+		if s.dialect == Postgres {
+			q = q.Clauses(clause.Locking{Strength: "UPDATE"})
+		}
 		var old Consent
-		err := db.Where("user_id = ? AND client_id = ?", userID, clientID).Take(&old).Error
-		switch {
-		case err == nil:
-			for _, sc := range strings.Fields(old.Scope) {
-				set[sc] = true
-			}
-		case !errors.Is(err, gorm.ErrRecordNotFound):
-			return translate("get consent", err)
+		if err := q.Where("user_id = ? AND client_id = ?", userID, clientID).Take(&old).Error; err != nil {
+			return translate("grant consent", err)
+		}
+		set := map[string]bool{}
+		for _, sc := range strings.Fields(old.Scope) {
+			set[sc] = true
 		}
 		for _, sc := range scopes {
 			set[sc] = true
@@ -65,9 +74,8 @@ func (s *Store) GrantConsent(ctx context.Context, userID, clientID string, scope
 			all = append(all, sc)
 		}
 		sort.Strings(all)
-		err = db.Exec("INSERT INTO consents (user_id, client_id, scope, granted_at) VALUES (?, ?, ?, ?) "+
-			"ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-			userID, clientID, strings.Join(all, " "), now.UTC()).Error
+		err := db.Exec("UPDATE consents SET scope = ?, granted_at = ? WHERE user_id = ? AND client_id = ?",
+			strings.Join(all, " "), now, userID, clientID).Error
 		return translate("grant consent", err)
 	})
 }

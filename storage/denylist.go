@@ -37,3 +37,24 @@ func (s *Store) IsAccessTokenDenied(ctx context.Context, jti string, now time.Ti
 	}
 	return n > 0, nil
 }
+
+// AccessTokenStatus answers, in one round trip, the two questions that
+// decide whether a signature-valid access token is still active at now:
+// was its jti revoked, and is its grant session sid live (not revoked, not
+// idle- or absolutely expired)? sid "" (a client_credentials token) counts
+// as live.
+func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time.Time) (denied, sessionLive bool, err error) {
+	now = now.UTC()
+	var row struct {
+		Denied bool
+		Live   bool
+	}
+	err = s.conn(ctx).Raw(
+		"SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at > ?) AS denied, "+
+			"EXISTS (SELECT 1 FROM grant_sessions WHERE id = ? AND revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?) AS live",
+		jti, now, sid, now, now).Scan(&row).Error
+	if err != nil {
+		return false, false, translate("access token status", err)
+	}
+	return row.Denied, row.Live || sid == "", nil
+}

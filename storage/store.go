@@ -3,6 +3,7 @@ package storage
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -184,4 +185,38 @@ func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context) 
 		return translate(op, err)
 	}
 	return err
+}
+
+// BeginTx starts a transaction and returns a context carrying it, for
+// callers whose transaction spans calls they do not control (fosite's
+// Transactional storage: begin, several writes, commit or roll back). Every
+// Store method called with the returned context joins the transaction; end
+// it with CommitTx or RollbackTx. Prefer WithTx everywhere else.
+func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
+	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
+		return nil, errors.New("storage: begin: a transaction is already open in this context")
+	}
+	tx := s.db.WithContext(ctx).Begin()
+	if tx.Error != nil {
+		return nil, translate("begin", tx.Error)
+	}
+	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+// CommitTx commits the transaction BeginTx put in ctx.
+func (s *Store) CommitTx(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: commit: no transaction in this context")
+	}
+	return translate("commit", tx.Commit().Error)
+}
+
+// RollbackTx rolls back the transaction BeginTx put in ctx.
+func (s *Store) RollbackTx(ctx context.Context) error {
+	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
+	if !ok {
+		return errors.New("storage: rollback: no transaction in this context")
+	}
+	return translate("rollback", tx.Rollback().Error)
 }

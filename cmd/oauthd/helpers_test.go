@@ -164,9 +164,14 @@ type registeredClient struct {
 	Secret string `json:"client_secret"`
 }
 
-// createClient registers a client through the admin API.
+// createClient registers a client through the admin API; without
+// grant_types it asks for client_credentials (RFC 7591's default is
+// authorization_code, which needs redirect URIs).
 func (ts *testServer) createClient(meta map[string]any) registeredClient {
 	ts.t.Helper()
+	if _, ok := meta["grant_types"]; !ok {
+		meta["grant_types"] = []string{"client_credentials"}
+	}
 	status, body := ts.adminDo(http.MethodPost, "/admin/clients", meta)
 	if status != http.StatusCreated {
 		ts.t.Fatalf("create client: %d %s", status, body)

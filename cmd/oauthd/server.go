@@ -28,6 +28,7 @@ import (
 	"github.com/oauthd/oauthd/keys"
 	"github.com/oauthd/oauthd/oauth"
 	"github.com/oauthd/oauthd/storage"
+	"github.com/oauthd/oauthd/web"
 )
 
 // maxBodyBytes caps every request body: OAuth requests and client metadata
@@ -97,6 +98,9 @@ func openStore(ctx context.Context, c *Config, logger *slog.Logger, migrate bool
 	return st, nil
 }
 
+// The sign-in pages are the authorization endpoint's Browser.
+var _ oauth.Browser = (*web.Site)(nil)
+
 // start builds and binds everything; it serves nothing until serve is called.
 // Listeners may be passed in (tests bind port 0 first to know the issuer);
 // otherwise OAUTHD_ADDR and OAUTHD_ADMIN_ADDR are bound.
@@ -156,29 +160,40 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 		keyAgeCollector{s.keys},
 	)
 	hasher := secret.NewHasher(master)
+	users, err := accounts.New(st, c.PasswordHash, runtime.GOMAXPROCS(0))
+	if err != nil {
+		return nil, err
+	}
+	site, err := web.New(web.Config{
+		Issuer: c.Issuer,
+		Key:    secret.Derive(master, secret.CSRF),
+	}, st, users, logger)
+	if err != nil {
+		return nil, err
+	}
 	provider, err := oauth.New(oauth.Config{
-		Issuer:         c.Issuer,
-		AccessTokenTTL: c.AccessTokenTTL,
-		ClientCacheTTL: c.ClientCacheTTL,
-		TokenHMACKey:   secret.Derive(master, secret.TokenHMAC),
-		AccessTokenAlg: c.AccessTokenAlg,
-		IDTokenAlg:     c.IDTokenAlg,
-		JWKSMaxAge:     c.JWKSMaxAge,
-	}, st, s.keys, hasher, reg, logger)
+		Issuer:             c.Issuer,
+		AccessTokenTTL:     c.AccessTokenTTL,
+		ClientCacheTTL:     c.ClientCacheTTL,
+		TokenHMACKey:       secret.Derive(master, secret.TokenHMAC),
+		SealKey:            secret.Derive(master, secret.Seal),
+		AccessTokenAlg:     c.AccessTokenAlg,
+		IDTokenAlg:         c.IDTokenAlg,
+		JWKSMaxAge:         c.JWKSMaxAge,
+		RefreshTokenTTL:    c.RefreshTokenTTL,
+		RefreshReuseWindow: c.RefreshReuseWindow,
+	}, st, s.keys, site, hasher, reg, logger)
 	if err != nil {
 		return nil, err
 	}
 	clients := admin.NewClients(st, hasher, oauth.SupportedGrantTypes)
 	clients.Changed = provider.InvalidateClient
-	users, err := accounts.New(st, c.PasswordHash, runtime.GOMAXPROCS(0))
-	if err != nil {
-		return nil, err
-	}
 
 	pub := mux.NewRouter()
 	pubMetrics := httpx.NewMetrics(reg, "public")
 	pub.Use(pubMetrics.Middleware)
 	provider.Register(pub)
+	site.Register(pub)
 	s.registerHealth(pub)
 	// mux middleware runs on matched routes only: count the misses too.
 	pub.NotFoundHandler = pubMetrics.Middleware(http.HandlerFunc(notFound))
@@ -187,7 +202,7 @@ func start(ctx context.Context, c *Config, logger *slog.Logger, lns ...net.Liste
 	adm := mux.NewRouter()
 	admMetrics := httpx.NewMetrics(reg, "admin")
 	adm.Use(admMetrics.Middleware)
-	(&admin.API{Clients: clients, Users: users, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
+	(&admin.API{Clients: clients, Users: users, Sessions: st, Keys: s.keys, Token: s.adminToken, Logger: logger}).Register(adm)
 	adm.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})).Methods(http.MethodGet)
 	s.registerHealth(adm)
 	adm.NotFoundHandler = admMetrics.Middleware(http.HandlerFunc(notFound))

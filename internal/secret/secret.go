@@ -29,6 +29,8 @@ const (
 	KeyEncryption    = "oauthd/v1/signing-key-encryption"
 	ClientSecretHMAC = "oauthd/v1/client-secret-hmac"
 	TokenHMAC        = "oauthd/v1/opaque-token-hmac"
+	CSRF             = "oauthd/v1/csrf-token-hmac"
+	Seal             = "oauthd/v1/browser-and-successor-seal"
 )
 
 // Derive returns a 32-byte key for purpose from the master secret.

@@ -12,5 +12,10 @@ CREATE TABLE consents (
     PRIMARY KEY (user_id, client_id)
 );
 
+-- RFC 9126 §6: a client registered with this flag must push its
+-- authorization requests (/oauth2/par); a plain /oauth2/authorize is refused.
+ALTER TABLE clients ADD COLUMN require_pushed_authorization_requests BOOLEAN NOT NULL DEFAULT 0;
+
 -- +goose Down
+ALTER TABLE clients DROP COLUMN require_pushed_authorization_requests;
 DROP TABLE consents;

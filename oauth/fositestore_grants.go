@@ -1,0 +1,374 @@
+package oauth
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ory/fosite"
+	"github.com/ory/fosite/handler/oauth2"
+	"github.com/ory/fosite/handler/openid"
+	"github.com/ory/fosite/handler/pkce"
+	fositestorage "github.com/ory/fosite/storage"
+
+	"github.com/oauthd/oauthd/storage"
+)
+
+// The fosite storage for user grants: authorization codes, PKCE and OpenID
+// Connect request rows, pushed authorization requests, and the first
+// refresh token of a grant. Rotation of refresh tokens does not go through
+// fosite (see refresh.go and ADR 0005).
+//
+// fosite's contract, and where we differ from its memory store:
+//   - a used code is returned together with ErrInvalidatedAuthorizeCode, so
+//     fosite can revoke what was issued from it (RFC 6749 §4.1.2);
+//   - the OIDC row is keyed by the SHA-256 of the raw code, never the code;
+//   - storage failures are marked errUnavailable (503), never "not found";
+//   - a PAR request is taken (read and deleted) once, and only before it
+//     expires (fosite checks neither).
+
+var (
+	_ oauth2.CoreStorage                 = (*fositeStore)(nil)
+	_ oauth2.TokenRevocationStorage      = (*fositeStore)(nil)
+	_ openid.OpenIDConnectRequestStorage = (*fositeStore)(nil)
+	_ pkce.PKCERequestStorage            = (*fositeStore)(nil)
+	_ fosite.PARStorage                  = (*fositeStore)(nil)
+	_ fositestorage.Transactional        = (*fositeStore)(nil)
+)
+
+// errCodeUsed answers the loser of two concurrent exchanges of one code.
+var errCodeUsed = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The authorization code has already been used."}
+
+// storageErr maps a storage error for fosite: not found is fosite's
+// ErrNotFound, anything else is a 503.
+func storageErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		return fosite.ErrNotFound
+	case errors.Is(err, errUnavailable):
+		return err
+	}
+	return errors.Join(errUnavailable, err)
+}
+
+// BeginTX, Commit and Rollback make the code exchange one transaction:
+// marking the code used, starting the grant session and storing the first
+// refresh token commit together or not at all.
+func (f *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
+	tctx, err := f.store.BeginTx(ctx)
+	if err != nil {
+		return ctx, storageErr(err)
+	}
+	return tctx, nil
+}
+
+func (f *fositeStore) Commit(ctx context.Context) error   { return storageErr(f.store.CommitTx(ctx)) }
+func (f *fositeStore) Rollback(ctx context.Context) error { return storageErr(f.store.RollbackTx(ctx)) }
+
+// CreateAuthorizeCodeSession stores the code's request under the code's
+// HMAC signature. Its id is the grant session id (sid) chosen at the
+// authorization endpoint.
+func (f *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return storageErr(f.store.CreateAuthorizationCode(ctx, &storage.AuthorizationCode{
+		Signature:   signature,
+		SessionID:   r.GetID(),
+		ClientID:    r.GetClient().GetID(),
+		RequestData: data,
+		CreatedAt:   now,
+		ExpiresAt:   expiry(r, fosite.AuthorizeCode, now.Add(f.cfg.AuthorizeCodeTTL)),
+	}))
+}
+
+// GetAuthorizeCodeSession returns the code's request; a used code comes back
+// with fosite.ErrInvalidatedAuthorizeCode and its request (fosite revokes
+// the grant with it). fosite reads the code twice per exchange: the row is
+// kept for the request in its context (see withCodeMemo).
+func (f *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	row, err := f.authorizationCode(ctx, signature)
+	if err != nil {
+		return nil, err
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if row.UsedAt != nil {
+		return req, fosite.ErrInvalidatedAuthorizeCode
+	}
+	return req, nil
+}
+
+func (f *fositeStore) authorizationCode(ctx context.Context, signature string) (*storage.AuthorizationCode, error) {
+	memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo)
+	if memo != nil && memo.row != nil && memo.row.Signature == signature {
+		return memo.row, nil
+	}
+	row, err := f.store.GetAuthorizationCode(ctx, signature)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if memo != nil && row.UsedAt == nil {
+		memo.row = row
+	}
+	return row, nil
+}
+
+type codeMemoKey struct{}
+
+// codeMemo keeps the code row fosite reads twice in one token request.
+type codeMemo struct{ row *storage.AuthorizationCode }
+
+func withCodeMemo(ctx context.Context) context.Context {
+	return context.WithValue(ctx, codeMemoKey{}, &codeMemo{})
+}
+
+// InvalidateAuthorizeCodeSession marks the code used and starts its grant
+// session, inside fosite's transaction. Of concurrent exchanges exactly one
+// gets here first; the others answer invalid_grant.
+func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
+	row, err := f.authorizationCode(ctx, signature)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	switch err := f.store.InvalidateAuthorizationCode(ctx, signature, now); {
+	case errors.Is(err, storage.ErrConflict):
+		return errCodeUsed
+	case err != nil:
+		return storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	if err != nil {
+		return storageErr(err)
+	}
+	sess := req.GetSession().(*Session)
+	idle := f.cfg.AccessTokenTTL // without a refresh token the grant lives as long as its access token
+	if issuesRefreshToken(req) {
+		idle = f.cfg.RefreshTokenTTL
+	}
+	absolute := now.Add(f.cfg.GrantSessionMaxLifetime)
+	idleExp := now.Add(idle)
+	if idleExp.After(absolute) {
+		idleExp = absolute
+	}
+	authTime := sess.Claims.AuthTime
+	if authTime.IsZero() {
+		authTime = now
+	}
+	return storageErr(f.store.CreateGrantSession(ctx, &storage.GrantSession{
+		ID:                row.SessionID,
+		UserID:            sess.Subject,
+		ClientID:          row.ClientID,
+		Scope:             strings.Join(req.GetGrantedScopes(), " "),
+		Audience:          req.GetGrantedAudience(),
+		AuthTime:          authTime,
+		CreatedAt:         now,
+		LastUsedAt:        now,
+		IdleExpiresAt:     idleExp,
+		AbsoluteExpiresAt: absolute,
+		UserAgent:         sess.UserAgent,
+		IP:                sess.IP,
+	}))
+}
+
+// issuesRefreshToken is fosite's rule (and the contract's): the client has
+// the refresh_token grant and offline_access was granted.
+func issuesRefreshToken(r fosite.Requester) bool {
+	return r.GetClient().GetGrantTypes().Has(GrantRefreshToken) && r.GetGrantedScopes().Has(ScopeOfflineAccess)
+}
+
+// expiry is the request session's expiry for kind, or def when unset.
+func expiry(r fosite.Requester, kind fosite.TokenType, def time.Time) time.Time {
+	if s := r.GetSession(); s != nil {
+		if t := s.GetExpiresAt(kind); !t.IsZero() {
+			return t.UTC()
+		}
+	}
+	return def.UTC()
+}
+
+// CreateRefreshTokenSession stores the first refresh token of a grant (at
+// the code exchange), in the family named by the request id (the sid).
+func (f *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, _ string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	now := time.Now().UTC()
+	return storageErr(f.store.CreateRefreshToken(ctx, &storage.RefreshToken{
+		Signature:   signature,
+		SessionID:   r.GetID(),
+		ClientID:    r.GetClient().GetID(),
+		RequestData: data,
+		CreatedAt:   now,
+		ExpiresAt:   expiry(r, fosite.RefreshToken, now.Add(f.cfg.RefreshTokenTTL)),
+		State:       storage.TokenActive,
+	}))
+}
+
+// GetRefreshTokenSession is part of fosite's storage contract; refresh,
+// revocation and introspection of refresh tokens are ours (refresh.go,
+// revoke.go, introspect.go) and read the token row directly.
+func (f *fositeStore) GetRefreshTokenSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	row, err := f.store.GetRefreshToken(ctx, signature)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	if row.State != storage.TokenActive {
+		return req, fosite.ErrInactiveToken
+	}
+	return req, nil
+}
+
+// DeleteRefreshTokenSession ends the token's whole grant session.
+func (f *fositeStore) DeleteRefreshTokenSession(ctx context.Context, signature string) error {
+	row, err := f.store.GetRefreshToken(ctx, signature)
+	if err != nil {
+		return storageErr(err)
+	}
+	return f.revokeGrant(ctx, row.SessionID, storage.ReasonClient)
+}
+
+// RotateRefreshToken is never reached: rotation happens in our refresh
+// handler, atomically with the reuse check (ADR 0005).
+func (f *fositeStore) RotateRefreshToken(context.Context, string, string) error {
+	return errors.New("oauth: refresh tokens are rotated by the refresh handler")
+}
+
+// RevokeRefreshToken and RevokeAccessToken revoke by request id, which is
+// the grant session id: fosite calls them when a code is used twice.
+func (f *fositeStore) RevokeRefreshToken(ctx context.Context, requestID string) error {
+	return f.revokeGrant(ctx, requestID, storage.ReasonCodeReuse)
+}
+
+func (f *fositeStore) RevokeAccessToken(ctx context.Context, requestID string) error {
+	return f.revokeGrant(ctx, requestID, storage.ReasonCodeReuse)
+}
+
+func (f *fositeStore) revokeGrant(ctx context.Context, sid, reason string) error {
+	err := f.store.RevokeGrantSession(ctx, sid, reason, time.Now())
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // never started (the first exchange failed): nothing to revoke
+	}
+	return storageErr(err)
+}
+
+// CreatePKCERequestSession stores the code challenge under the code's
+// signature.
+func (f *fositeStore) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	return storageErr(f.store.CreatePKCERequest(ctx, &storage.PKCERequest{
+		Signature:   signature,
+		RequestData: data,
+		ExpiresAt:   expiry(r, fosite.AuthorizeCode, time.Now().Add(f.cfg.AuthorizeCodeTTL)),
+	}))
+}
+
+func (f *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
+	row, err := f.store.GetPKCERequest(ctx, signature)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	return req, storageErr(err)
+}
+
+func (f *fositeStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
+	err := f.store.DeletePKCERequest(ctx, signature)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return storageErr(err)
+}
+
+// codeHash keys the OIDC row: fosite hands these methods the raw code.
+func codeHash(code string) string {
+	sum := sha256.Sum256([]byte(code))
+	return hex.EncodeToString(sum[:])
+}
+
+func (f *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code string, r fosite.Requester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	return storageErr(f.store.CreateOIDCRequest(ctx, &storage.OIDCRequest{
+		CodeHash:    codeHash(code),
+		RequestData: data,
+		ExpiresAt:   expiry(r, fosite.AuthorizeCode, time.Now().Add(f.cfg.AuthorizeCodeTTL)),
+	}))
+}
+
+func (f *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, _ fosite.Requester) (fosite.Requester, error) {
+	row, err := f.store.GetOIDCRequest(ctx, codeHash(code))
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	return req, storageErr(err)
+}
+
+func (f *fositeStore) DeleteOpenIDConnectSession(ctx context.Context, code string) error {
+	err := f.store.DeleteOIDCRequest(ctx, codeHash(code))
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return storageErr(err)
+}
+
+// parKey keys a pushed request by a hash of its request_uri.
+func parKey(requestURI string) string { return codeHash(requestURI) }
+
+// CreatePARSession stores a pushed request without any credential
+// (encodeRequest drops client_secret and friends from the form).
+func (f *fositeStore) CreatePARSession(ctx context.Context, requestURI string, r fosite.AuthorizeRequester) error {
+	data, err := encodeRequest(r)
+	if err != nil {
+		return err
+	}
+	return storageErr(f.store.CreatePAR(ctx, &storage.PARRequest{
+		RequestURIHash: parKey(requestURI),
+		ClientID:       r.GetClient().GetID(),
+		RequestData:    data,
+		ExpiresAt:      expiry(r, fosite.PushedAuthorizeRequestContext, time.Now().Add(f.cfg.PARTTL)),
+	}))
+}
+
+// GetPARSession takes the pushed request: the first use deletes it, and an
+// expired one is unknown.
+func (f *fositeStore) GetPARSession(ctx context.Context, requestURI string) (fosite.AuthorizeRequester, error) {
+	row, err := f.store.TakePAR(ctx, parKey(requestURI), time.Now())
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	if err != nil {
+		return nil, storageErr(err)
+	}
+	ar, ok := req.(fosite.AuthorizeRequester)
+	if !ok {
+		return nil, errors.New("oauth: stored pushed request is not an authorization request")
+	}
+	return ar, nil
+}
+
+// DeletePARSession has nothing left to do: GetPARSession took the row.
+func (f *fositeStore) DeletePARSession(context.Context, string) error { return nil }
