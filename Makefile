@@ -21,7 +21,7 @@ build: ## Build bin/oauthd
 run: ## Run the server: go run ./cmd/oauthd serve [RUN_ARGS=...]
 	$(GO) run ./cmd/oauthd serve $(RUN_ARGS)
 
-test: ## gofmt + vet + all tests with a throwaway PostgreSQL [TEST_ARGS=...]
+test: ## gofmt + vet + all tests with a throwaway PostgreSQL and headless Chromium [TEST_ARGS=...]
 	bash scripts/test.sh $(TEST_ARGS)
 
 test-race: ## Same as test, with the race detector

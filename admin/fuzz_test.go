@@ -105,6 +105,8 @@ func FuzzRegisterClient(f *testing.F) {
 		`{"client_id":"u_x","client_name":"a"}`,
 		`{"client_name":{"nested":true}}`,
 		`{"client_name":"a","skip_consent":"yes"}`,
+		`{"client_name":"a","require_pushed_authorization_requests":true}`,
+		`{"client_name":"a","require_pushed_authorization_requests":"yes"}`,
 		`[1,2,3]`, `null`, `"string"`, `{}`, `{"a":1}{"b":2}`, "\xef\xbb\xbf{}", `{"client_name":"\ud800"}`,
 	} {
 		f.Add(seed)

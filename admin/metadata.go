@@ -12,8 +12,9 @@ import (
 	"github.com/oauthd/oauthd/storage"
 )
 
-// Metadata is a client as the admin API speaks it (RFC 7591 §2 plus
-// oauthd's skip_consent and allow_introspection flags).
+// Metadata is a client as the admin API speaks it (RFC 7591 §2, RFC 9126 §6's
+// require_pushed_authorization_requests, plus oauthd's skip_consent and
+// allow_introspection flags).
 type Metadata struct {
 	ClientID                string   `json:"client_id,omitempty"`
 	ClientName              string   `json:"client_name"`
@@ -26,6 +27,9 @@ type Metadata struct {
 	PostLogoutRedirectURIs  []string `json:"post_logout_redirect_uris"`
 	SkipConsent             bool     `json:"skip_consent"`
 	AllowIntrospection      bool     `json:"allow_introspection"`
+	// RequirePAR: the client must push its authorization requests to
+	// /oauth2/par; a plain /oauth2/authorize request is refused (RFC 9126 §6).
+	RequirePAR bool `json:"require_pushed_authorization_requests"`
 	// Output only.
 	ClientIDIssuedAt      int64  `json:"client_id_issued_at,omitempty"`
 	ClientSecret          string `json:"client_secret,omitempty"`
@@ -154,6 +158,7 @@ func normalize(m Metadata, supportedGrants []string) (storage.Client, error) {
 	}
 	c.SkipConsent = m.SkipConsent
 	c.AllowIntrospection = m.AllowIntrospection
+	c.RequirePAR = m.RequirePAR
 	return c, nil
 }
 
@@ -281,6 +286,7 @@ func toMetadata(c *storage.Client) Metadata {
 		PostLogoutRedirectURIs:  nonNil(c.PostLogoutRedirectURIs),
 		SkipConsent:             c.SkipConsent,
 		AllowIntrospection:      c.AllowIntrospection,
+		RequirePAR:              c.RequirePAR,
 		ClientIDIssuedAt:        c.CreatedAt.Unix(),
 	}
 }

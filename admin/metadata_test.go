@@ -136,3 +136,36 @@ func TestNormalize(t *testing.T) {
 		})
 	}
 }
+
+// TestNormalizeFlags: each boolean member reaches its own field of the
+// stored client, and toMetadata gives it back under its own name.
+func TestNormalizeFlags(t *testing.T) {
+	grants := []string{"authorization_code", "client_credentials", "refresh_token"}
+	base := Metadata{ClientName: "a", GrantTypes: []string{"authorization_code"}, RedirectURIs: []string{"https://c.example/cb"}}
+	for _, tc := range []struct {
+		name                  string
+		set                   func(m *Metadata)
+		skip, introspect, par bool
+	}{
+		{"none", func(*Metadata) {}, false, false, false},
+		{"skip_consent", func(m *Metadata) { m.SkipConsent = true }, true, false, false},
+		{"allow_introspection", func(m *Metadata) { m.AllowIntrospection = true }, false, true, false},
+		{"require_pushed_authorization_requests", func(m *Metadata) { m.RequirePAR = true }, false, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := base
+			tc.set(&m)
+			c, err := normalize(m, grants)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SkipConsent != tc.skip || c.AllowIntrospection != tc.introspect || c.RequirePAR != tc.par {
+				t.Errorf("stored skip=%v introspect=%v par=%v, want %v %v %v", c.SkipConsent, c.AllowIntrospection, c.RequirePAR, tc.skip, tc.introspect, tc.par)
+			}
+			out := toMetadata(&c)
+			if out.SkipConsent != tc.skip || out.AllowIntrospection != tc.introspect || out.RequirePAR != tc.par {
+				t.Errorf("returned %+v", out)
+			}
+		})
+	}
+}

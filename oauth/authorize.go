@@ -33,9 +33,11 @@ import (
 // waiting for sign-in or consent.
 type pendingAuthorization struct {
 	Form url.Values `json:"f"`
-	// RequestedAt is when the request first arrived (unix seconds):
-	// prompt=login and max_age are measured against it.
-	RequestedAt int64 `json:"t"`
+	// RequestedAt is when the request first arrived (unix nanoseconds):
+	// prompt=login and max_age are measured against it. Whole seconds
+	// would not do: a sign-in earlier in the same second as a
+	// prompt=login request would count as the new one.
+	RequestedAt int64 `json:"tn"`
 	// Pushed: the parameters came from a pushed request (RFC 9126).
 	Pushed bool `json:"p,omitempty"`
 	// Expires bounds how long the person may take (unix seconds).
@@ -85,7 +87,7 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 	pushed := r.Form.Get("request_uri") != ""
 	form := cloneForm(ar.GetRequestForm())
 	form.Del("request_uri")
-	pending := &pendingAuthorization{Form: form, RequestedAt: time.Now().Unix(), Pushed: pushed}
+	pending := &pendingAuthorization{Form: form, RequestedAt: time.Now().UnixNano(), Pushed: pushed}
 	if err := p.checkAuthorizeRequest(ar, pushed); err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
@@ -139,7 +141,7 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		return
 	}
 	now := time.Now()
-	requestedAt := time.Unix(pending.RequestedAt, 0)
+	requestedAt := time.Unix(0, pending.RequestedAt)
 	needLogin := !signedIn ||
 		(has("login") && authTime.Before(requestedAt)) ||
 		(form.Get("max_age") != "" && now.Sub(authTime) > time.Duration(maxAge(form))*time.Second)
@@ -213,7 +215,9 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 		// prompt=none: the request time is now (the person did nothing);
 		// otherwise it is when the request first arrived, which a sign-in
 		// demanded by prompt=login or max_age came after.
-		sess.Claims.RequestedAt = requestedAt.UTC()
+		// Whole seconds, as auth_time: fosite's prompt=login check
+		// compares the two.
+		sess.Claims.RequestedAt = requestedAt.UTC().Truncate(time.Second)
 	} else {
 		sess.Claims.RequestedAt = time.Now().UTC()
 	}

@@ -53,6 +53,11 @@ func toOAuthError(err error) *oauthError {
 	if code == "" || strings.ContainsAny(code, " \"\\") {
 		code = "invalid_request"
 	}
+	if code == "invalid_state" {
+		// fosite's own code for a short state; not a registered error
+		// (RFC 6749 §4.1.2.1).
+		return &oauthError{Status: http.StatusBadRequest, Code: "invalid_request", Description: "state must be at least 8 characters."}
+	}
 	if code == "invalid_client" {
 		// fosite's hints differ between an unknown client and a known one
 		// using the wrong method, which would tell whether a client_id exists.

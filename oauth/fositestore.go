@@ -3,6 +3,7 @@ package oauth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strings"
 	"sync"
 	"time"
@@ -63,6 +64,7 @@ type fositeStore struct {
 	store   store
 	clients *clientCache
 	cfg     Config
+	logger  *slog.Logger
 }
 
 var _ fosite.ClientManager = (*fositeStore)(nil)

@@ -265,6 +265,11 @@ func (f *fositeStore) revokeGrant(ctx context.Context, sid, reason string) error
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil // never started (the first exchange failed): nothing to revoke
 	}
+	if err != nil && f.logger != nil {
+		// fosite only appends this failure to a hint of the invalid_grant
+		// answer: log it so an operator sees the grant is still live.
+		f.logger.ErrorContext(ctx, "revoking a grant session failed", "sid", sid, "reason", reason, "err", err)
+	}
 	return storageErr(err)
 }
 

@@ -147,7 +147,7 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		return nil, err
 	}
 	clients := newClientCache(st, cfg.ClientCacheTTL)
-	fstore := &fositeStore{store: st, clients: clients, cfg: cfg}
+	fstore := &fositeStore{store: st, clients: clients, cfg: cfg, logger: logger}
 
 	fcfg := &fosite.Config{
 		AccessTokenIssuer:              cfg.Issuer,

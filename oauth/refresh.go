@@ -139,6 +139,12 @@ func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosit
 		r.GrantScope(sc)
 	}
 	for _, a := range orig.GetGrantedAudience() {
+		// The audience must still be allowed too (the issuer is the
+		// default audience of a client without registered ones).
+		if a != h.p.cfg.Issuer && !client.GetAudience().Has(a) {
+			return &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant",
+				Description: "The client is no longer allowed audience '" + sanitizeDescription(a) + "'."}
+		}
 		r.GrantAudience(a)
 	}
 	r.SetID(res.SessionID)

@@ -65,13 +65,15 @@ func (s *Site) layout(title string) layout {
 }
 
 // pageHeaders are on every page and redirect we answer. no-store keeps
-// pages carrying codes and CSRF tokens out of caches; no-referrer keeps
+// pages carrying codes and CSRF tokens out of caches; same-origin keeps
 // query strings (return_to) out of other sites' logs (RFC 9700 §4.2.4).
+// Not no-referrer: under it Chromium sends "Origin: null" on our own form
+// posts, which the CSRF check must refuse.
 func pageHeaders(h http.Header) {
 	h.Set("Content-Security-Policy", contentSecurityPolicy)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
-	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Referrer-Policy", "same-origin")
 	h.Set("X-Content-Type-Options", "nosniff")
 }
 

@@ -497,7 +497,7 @@ func TestSecurityHeadersOnEveryPage(t *testing.T) {
 				"Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; frame-ancestors 'none'",
 				"X-Frame-Options":         "DENY",
 				"Cache-Control":           "no-store",
-				"Referrer-Policy":         "no-referrer",
+				"Referrer-Policy":         "same-origin",
 			}
 			if tc.html {
 				want["Content-Type"] = "text/html; charset=utf-8"

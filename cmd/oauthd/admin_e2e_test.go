@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -80,51 +84,92 @@ func TestAdminAPIAuthentication(t *testing.T) {
 
 func TestAdminClientRegistrationValidation(t *testing.T) {
 	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), nil)
-	ok := map[string]any{"client_name": "ok", "scope": "a"}
-	with := func(k string, v any) map[string]any {
+	// ok is a valid machine client; code a valid authorization-code client.
+	ok := map[string]any{"client_name": "ok", "scope": "a", "grant_types": []string{"client_credentials"}}
+	code := map[string]any{"client_name": "web", "scope": "openid", "grant_types": []string{"authorization_code"}, "redirect_uris": []string{"https://c.example/cb"}}
+	withIn := func(base map[string]any, kv ...any) map[string]any {
 		m := map[string]any{}
-		for kk, vv := range ok {
-			m[kk] = vv
+		for k, v := range base {
+			m[k] = v
 		}
-		m[k] = v
+		for i := 0; i < len(kv); i += 2 {
+			if kv[i+1] == nil {
+				delete(m, kv[i].(string))
+			} else {
+				m[kv[i].(string)] = kv[i+1]
+			}
+		}
 		return m
 	}
+	with := func(kv ...any) map[string]any { return withIn(ok, kv...) }
+	withCode := func(kv ...any) map[string]any { return withIn(code, kv...) }
 	tests := []struct {
 		name       string
 		body       any
 		wantStatus int
 		wantError  string
+		// For 201: the registered grant and response types.
+		wantGrants, wantResponses []string
 	}{
-		{"minimal", ok, 201, ""},
-		{"name is optional (RFC 7591)", map[string]any{"scope": "a"}, 201, ""},
-		{"name with control characters", map[string]any{"client_name": "a\u0007b"}, 400, "invalid_client_metadata"},
-		{"implicit grant", with("grant_types", []string{"implicit"}), 400, "invalid_client_metadata"},
-		{"password grant", with("grant_types", []string{"password"}), 400, "invalid_client_metadata"},
-		{"unknown auth method", with("token_endpoint_auth_method", "client_secret_jwt"), 400, "invalid_client_metadata"},
-		{"public client with client_credentials", with("token_endpoint_auth_method", "none"), 400, "invalid_client_metadata"},
-		{"caller-chosen secret", with("client_secret", "hunter2hunter2"), 400, "invalid_client_metadata"},
-		{"client_id in the user id namespace", with("client_id", "u_AAAAAAAAAAAAAAAAAAAAAA"), 400, "invalid_client_metadata"},
-		{"bad scope characters", with("scope", `a "b"`), 400, "invalid_client_metadata"},
-		{"grant_types wrong type", with("grant_types", "client_credentials"), 400, "invalid_client_metadata"},
-		{"redirect fragment", with("redirect_uris", []string{"https://c.example/cb#x"}), 400, "invalid_redirect_uri"},
-		{"redirect plain http", with("redirect_uris", []string{"http://c.example/cb"}), 400, "invalid_redirect_uri"},
-		{"redirect javascript", with("redirect_uris", []string{"javascript:alert(1)//https://c.example/cb"}), 400, "invalid_redirect_uri"},
-		{"redirect data", with("redirect_uris", []string{"data:text/html,hi"}), 400, "invalid_redirect_uri"},
-		{"redirect file", with("redirect_uris", []string{"file:///etc/passwd"}), 400, "invalid_redirect_uri"},
-		{"redirect wildcard", with("redirect_uris", []string{"https://*.c.example/cb"}), 400, "invalid_redirect_uri"},
-		{"redirect userinfo", with("redirect_uris", []string{"https://c.example@evil.example/cb"}), 400, "invalid_redirect_uri"},
-		{"redirect relative", with("redirect_uris", []string{"/cb"}), 400, "invalid_redirect_uri"},
-		{"redirect dot segment", with("redirect_uris", []string{"https://c.example/a/../cb"}), 400, "invalid_redirect_uri"},
-		{"redirect loopback http ok", with("redirect_uris", []string{"http://127.0.0.1/cb"}), 201, ""},
-		{"redirect private-use scheme ok", with("redirect_uris", []string{"com.example.app:/cb"}), 201, ""},
-		{"post-logout redirect plain http", with("post_logout_redirect_uris", []string{"http://c.example/bye"}), 400, "invalid_redirect_uri"},
-		{"not JSON", "nope", 400, "invalid_client_metadata"},
+		{"minimal", ok, 201, "", []string{"client_credentials"}, []string{}},
+		{"name is optional (RFC 7591)", with("client_name", nil), 201, "", []string{"client_credentials"}, []string{}},
+		{"name with control characters", with("client_name", "a\u0007b"), 400, "invalid_client_metadata", nil, nil},
+		// RFC 7591 §2: grant_types defaults to authorization_code, which needs redirect URIs.
+		{"no grant_types defaults to authorization_code", withCode("grant_types", nil), 201, "", []string{"authorization_code"}, []string{"code"}},
+		{"no grant_types and no redirect_uris", map[string]any{"client_name": "x", "scope": "a"}, 400, "invalid_redirect_uri", nil, nil},
+		{"authorization_code without redirect_uris", withCode("redirect_uris", nil), 400, "invalid_redirect_uri", nil, nil},
+		{"authorization_code with empty redirect_uris", withCode("redirect_uris", []string{}), 400, "invalid_redirect_uri", nil, nil},
+		{"authorization_code with refresh_token", withCode("grant_types", []string{"authorization_code", "refresh_token"}), 201, "", []string{"authorization_code", "refresh_token"}, []string{"code"}},
+		{"public authorization_code client", withCode("token_endpoint_auth_method", "none"), 201, "", []string{"authorization_code"}, []string{"code"}},
+		{"every grant", withCode("grant_types", []string{"authorization_code", "client_credentials", "refresh_token"}), 201, "", []string{"authorization_code", "client_credentials", "refresh_token"}, []string{"code"}},
+		{"refresh_token without authorization_code", with("grant_types", []string{"client_credentials", "refresh_token"}), 400, "invalid_client_metadata", nil, nil},
+		{"response type token", withCode("response_types", []string{"token"}), 400, "invalid_client_metadata", nil, nil},
+		{"response type code without authorization_code", with("response_types", []string{"code"}), 400, "invalid_client_metadata", nil, nil},
+		{"implicit grant", with("grant_types", []string{"implicit"}), 400, "invalid_client_metadata", nil, nil},
+		{"password grant", with("grant_types", []string{"password"}), 400, "invalid_client_metadata", nil, nil},
+		{"unknown auth method", with("token_endpoint_auth_method", "client_secret_jwt"), 400, "invalid_client_metadata", nil, nil},
+		{"public client with client_credentials", with("token_endpoint_auth_method", "none"), 400, "invalid_client_metadata", nil, nil},
+		{"caller-chosen secret", with("client_secret", "hunter2hunter2"), 400, "invalid_client_metadata", nil, nil},
+		{"client_id in the user id namespace", with("client_id", "u_AAAAAAAAAAAAAAAAAAAAAA"), 400, "invalid_client_metadata", nil, nil},
+		{"bad scope characters", with("scope", `a "b"`), 400, "invalid_client_metadata", nil, nil},
+		{"grant_types wrong type", with("grant_types", "client_credentials"), 400, "invalid_client_metadata", nil, nil},
+		{"skip_consent wrong type", withCode("skip_consent", "yes"), 400, "invalid_client_metadata", nil, nil},
+		{"allow_introspection wrong type", with("allow_introspection", 1), 400, "invalid_client_metadata", nil, nil},
+		{"require_pushed_authorization_requests wrong type", withCode("require_pushed_authorization_requests", "true"), 400, "invalid_client_metadata", nil, nil},
+		{"redirect fragment", withCode("redirect_uris", []string{"https://c.example/cb#x"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect plain http", withCode("redirect_uris", []string{"http://c.example/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect javascript", withCode("redirect_uris", []string{"javascript:alert(1)//https://c.example/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect data", withCode("redirect_uris", []string{"data:text/html,hi"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect file", withCode("redirect_uris", []string{"file:///etc/passwd"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect wildcard", withCode("redirect_uris", []string{"https://*.c.example/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect userinfo", withCode("redirect_uris", []string{"https://c.example@evil.example/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect relative", withCode("redirect_uris", []string{"/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect dot segment", withCode("redirect_uris", []string{"https://c.example/a/../cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"one bad redirect among good ones", withCode("redirect_uris", []string{"https://c.example/cb", "http://c.example/cb"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect unsafe on a client_credentials client too", with("redirect_uris", []string{"javascript:alert(1)"}), 400, "invalid_redirect_uri", nil, nil},
+		{"redirect loopback http ok", withCode("redirect_uris", []string{"http://127.0.0.1/cb"}), 201, "", []string{"authorization_code"}, []string{"code"}},
+		{"redirect private-use scheme ok", withCode("redirect_uris", []string{"com.example.app:/cb"}), 201, "", []string{"authorization_code"}, []string{"code"}},
+		{"post-logout redirect plain http", withCode("post_logout_redirect_uris", []string{"http://c.example/bye"}), 400, "invalid_redirect_uri", nil, nil},
+		{"post-logout redirect ok", withCode("post_logout_redirect_uris", []string{"https://c.example/bye"}), 201, "", []string{"authorization_code"}, []string{"code"}},
+		{"not JSON", "nope", 400, "invalid_client_metadata", nil, nil},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			status, body := ts.adminDo(http.MethodPost, "/admin/clients", tc.body)
 			if status != tc.wantStatus {
 				t.Fatalf("status %d, want %d: %s", status, tc.wantStatus, body)
+			}
+			if tc.wantStatus == http.StatusCreated {
+				var got struct {
+					GrantTypes    []string `json:"grant_types"`
+					ResponseTypes []string `json:"response_types"`
+				}
+				if err := json.Unmarshal(body, &got); err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got.GrantTypes, tc.wantGrants) || !slices.Equal(got.ResponseTypes, tc.wantResponses) {
+					t.Errorf("grant_types %q, response_types %q; want %q, %q: %s", got.GrantTypes, got.ResponseTypes, tc.wantGrants, tc.wantResponses, body)
+				}
 			}
 			if tc.wantError == "" {
 				return
@@ -164,7 +209,7 @@ func TestAdminClientRegistrationValidation(t *testing.T) {
 
 	t.Run("duplicate client_id is 409", func(t *testing.T) {
 		ts.createClient(map[string]any{"client_id": "fixed-id", "client_name": "a"})
-		status, body := ts.adminDo(http.MethodPost, "/admin/clients", map[string]any{"client_id": "fixed-id", "client_name": "b"})
+		status, body := ts.adminDo(http.MethodPost, "/admin/clients", with("client_id", "fixed-id", "client_name", "b"))
 		if status != http.StatusConflict {
 			t.Errorf("status %d, want 409: %s", status, body)
 		}
@@ -211,8 +256,18 @@ func TestAdminClientLifecycle(t *testing.T) {
 			t.Fatalf("token with fresh client: %v", err)
 		}
 
-		// Update: the scope shrinks, and the cache on this process forgets the old client at once.
+		// A PUT replaces the whole registration: without grant_types it asks
+		// for RFC 7591's default, authorization_code, which needs redirect URIs.
 		status, body := ts.adminDo(http.MethodPut, "/admin/clients/"+c.ID, map[string]any{"client_name": "svc2", "scope": "a"})
+		if status != http.StatusBadRequest || !strings.Contains(string(body), `"invalid_redirect_uri"`) {
+			t.Fatalf("update without grant_types: %d %s, want 400 invalid_redirect_uri", status, body)
+		}
+		if err := token(c.Secret); err != nil {
+			t.Fatalf("a refused update changed the client: %v", err)
+		}
+
+		// Update: the scope shrinks, and the cache on this process forgets the old client at once.
+		status, body = ts.adminDo(http.MethodPut, "/admin/clients/"+c.ID, map[string]any{"client_name": "svc2", "scope": "a", "grant_types": []string{"client_credentials"}})
 		if status != http.StatusOK || !strings.Contains(string(body), `"client_name":"svc2"`) {
 			t.Fatalf("update: %d %s", status, body)
 		}
@@ -331,4 +386,112 @@ func TestTwoProcessesShareOneDatabase(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	})
+}
+
+// TestAdminRequirePushedAuthorizationRequests: the RFC 9126 §6 flag is
+// stored and returned by every admin call, and takes effect at once on this
+// process: a plain authorization request of a client that must push is
+// refused (redirected back with invalid_request), a pushed one proceeds to
+// sign-in; clearing the flag with PUT lets plain requests through.
+func TestAdminRequirePushedAuthorizationRequests(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) { testRequirePAR(t, startServer(t, b.NewDSN(t), nil)) })
+}
+
+func testRequirePAR(t *testing.T, ts *testServer) {
+	const redirect = "https://app.example/cb"
+	meta := func(require bool) map[string]any {
+		return map[string]any{"client_name": "pushy", "scope": "openid", "grant_types": []string{"authorization_code"},
+			"redirect_uris": []string{redirect}, "require_pushed_authorization_requests": require}
+	}
+	flag := func(body []byte) any {
+		var m map[string]any
+		if err := json.Unmarshal(body, &m); err != nil {
+			t.Fatalf("not JSON: %s", body)
+		}
+		return m["require_pushed_authorization_requests"]
+	}
+	status, body := ts.adminDo(http.MethodPost, "/admin/clients", meta(true))
+	if status != http.StatusCreated || flag(body) != true {
+		t.Fatalf("create: %d %s", status, body)
+	}
+	var c registeredClient
+	_ = json.Unmarshal(body, &c)
+	if _, body := ts.adminDo(http.MethodGet, "/admin/clients/"+c.ID, nil); flag(body) != true {
+		t.Errorf("GET: %s", body)
+	}
+	_, body = ts.adminDo(http.MethodGet, "/admin/clients", nil)
+	var list []map[string]any
+	if err := json.Unmarshal(body, &list); err != nil || len(list) != 1 || list[0]["require_pushed_authorization_requests"] != true {
+		t.Errorf("list: %s", body)
+	}
+
+	sum := sha256.Sum256([]byte("verifier-0123456789-0123456789-0123456789-0123"))
+	params := url.Values{
+		"client_id": {c.ID}, "redirect_uri": {redirect}, "response_type": {"code"}, "scope": {"openid"},
+		"state": {"state-123"}, "code_challenge": {base64.RawURLEncoding.EncodeToString(sum[:])}, "code_challenge_method": {"S256"},
+	}
+	noFollow := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	// authorize answers where the authorization endpoint sends the browser.
+	authorize := func(q url.Values) *url.URL {
+		t.Helper()
+		resp, err := noFollow.Get(ts.PublicURL + "/oauth2/authorize?" + q.Encode())
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		loc, err := resp.Location()
+		if (resp.StatusCode != http.StatusFound && resp.StatusCode != http.StatusSeeOther) || err != nil {
+			t.Fatalf("authorize: %d %s, want a redirect", resp.StatusCode, b)
+		}
+		return loc
+	}
+	wantRefused := func(step string) {
+		t.Helper()
+		loc := authorize(params)
+		if got := loc.Scheme + "://" + loc.Host + loc.Path; got != redirect {
+			t.Fatalf("%s: plain request sent to %s, want the client's redirect URI with an error", step, loc)
+		}
+		q := loc.Query()
+		if q.Get("error") != "invalid_request" || q.Get("state") != "state-123" || q.Get("iss") != ts.PublicURL || q.Has("code") {
+			t.Errorf("%s: plain request answered %s, want error=invalid_request with state and iss", step, loc)
+		}
+	}
+	wantSignIn := func(step string, q url.Values) {
+		t.Helper()
+		base, _ := url.Parse(ts.PublicURL + "/oauth2/authorize")
+		loc := base.ResolveReference(authorize(q))
+		if loc.Scheme+"://"+loc.Host+loc.Path != ts.PublicURL+"/login" || loc.Query().Has("error") {
+			t.Errorf("%s: sent to %s, want this server's sign-in page", step, loc)
+		}
+	}
+	wantRefused("flag set at registration")
+
+	// The pushed request proceeds.
+	resp := ts.postForm("/oauth2/par", params.Encode(), c.ID, c.Secret)
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var pushed struct {
+		RequestURI string `json:"request_uri"`
+	}
+	if resp.StatusCode != http.StatusCreated || json.Unmarshal(b, &pushed) != nil || pushed.RequestURI == "" {
+		t.Fatalf("PAR: %d %s", resp.StatusCode, b)
+	}
+	wantSignIn("pushed request", url.Values{"client_id": {c.ID}, "request_uri": {pushed.RequestURI}})
+
+	// PUT clears the flag: plain requests proceed at once.
+	status, body = ts.adminDo(http.MethodPut, "/admin/clients/"+c.ID, meta(false))
+	if status != http.StatusOK || flag(body) != false {
+		t.Fatalf("PUT false: %d %s", status, body)
+	}
+	if _, body := ts.adminDo(http.MethodGet, "/admin/clients/"+c.ID, nil); flag(body) != false {
+		t.Errorf("GET after PUT false: %s", body)
+	}
+	wantSignIn("flag cleared", params)
+
+	// And sets it again.
+	if status, body := ts.adminDo(http.MethodPut, "/admin/clients/"+c.ID, meta(true)); status != http.StatusOK || flag(body) != true {
+		t.Fatalf("PUT true: %d %s", status, body)
+	}
+	wantRefused("flag set by PUT")
 }

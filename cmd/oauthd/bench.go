@@ -38,12 +38,32 @@ import (
 
 // Scenarios of `oauthd bench`, in the order "all" runs them.
 const (
-	scenarioToken   = "client_credentials"
-	scenarioJWKS    = "jwks"
-	scenarioJWKS304 = "jwks-304"
+	scenarioToken       = "client_credentials"
+	scenarioJWKS        = "jwks"
+	scenarioJWKS304     = "jwks-304"
+	scenarioIntrospect  = "introspect"
+	scenarioRefresh     = "refresh"
+	scenarioCode        = "authorization_code"
+	scenarioRefreshOIDC = "refresh-oidc"
 )
 
-var benchScenarios = []string{scenarioToken, scenarioJWKS, scenarioJWKS304}
+// benchScenarios is what "all" runs; refresh runs before
+// authorization_code, whose thousands of new grants it would otherwise
+// find in the tables.
+var benchScenarios = []string{scenarioToken, scenarioJWKS, scenarioJWKS304, scenarioIntrospect, scenarioRefresh, scenarioCode}
+
+// benchExtraScenarios run only when named.
+var benchExtraScenarios = []string{scenarioRefreshOIDC}
+
+// benchScenario is a prepared scenario.
+type benchScenario struct {
+	spec loadgen.Spec
+	// iteration names what one counted iteration is, when it is more than
+	// one request.
+	iteration string
+	// check, when set, verifies the server's state after the load.
+	check func(ctx context.Context) (*familyCheck, error)
+}
 
 // benchOptions are the flags of `oauthd bench`.
 type benchOptions struct {
@@ -59,8 +79,11 @@ type benchOptions struct {
 	json        bool
 	keepGoing   bool
 	client      string
+	seed        int64
+	cpuProfile  string
 
-	scenarios []string // parsed --scenario
+	scenarios        []string // parsed --scenario
+	serverProfileDir string   // where the server bench started writes profiles
 }
 
 func (c *cli) benchCommand() *cobra.Command {
@@ -90,6 +113,42 @@ Scenarios:
                       expects 200 with an access_token
   jwks                GET /.well-known/jwks.json; expects 200
   jwks-304            the same with If-None-Match: <current ETag>; expects 304
+  introspect          POST /oauth2/introspect by a resource server (a client
+                      with allow_introspection) for the access token of a
+                      user's grant; expects 200 with "active":true
+  refresh             POST /oauth2/token grant_type=refresh_token: each worker
+                      owns one grant (refresh-token family) and sends the
+                      refresh token the previous answer rotated to; expects
+                      200 with a refresh_token. Scope offline_access
+                      bench:read, no openid (no ID token). Afterwards each
+                      worker's last token must refresh once more and the
+                      admin API must list one active grant session per
+                      worker: "lost rotations" counts the families that fail
+  authorization_code  one sign-in per iteration, without pages: GET
+                      /oauth2/authorize with a signed-in browser's cookie
+                      (the client skips consent) answers 303 with a code,
+                      then POST /oauth2/token exchanges it (PKCE S256,
+                      offline_access bench:read); REQ/S counts exchanges
+  refresh-oidc        refresh with openid in the grant: each answer carries
+                      an ID token (RS256); only when named
+
+The user scenarios set up, outside the measured time and through the public
+pages and the admin API only: a confidential client with skip_consent
+(redirect URI ` + benchRedirect + `, never contacted), a person per scenario
+(POST /admin/users), signed in once through GET and POST /login, and for
+refresh one grant per worker (authorize + code exchange). With --target they
+stay on the server: bench deletes its clients and revokes its people's
+grant sessions at the end (people cannot be deleted through the API).
+
+--seed-sessions N inserts, before the scenarios, N grant sessions with one
+active refresh token each straight into the database of the server bench
+starts (one generate_series statement per 100,000 on PostgreSQL, recursive
+CTEs in transactions of 50,000 rows on SQLite; random ids and signatures,
+the request data of a real grant), then VACUUM ANALYZE (PostgreSQL) or a WAL
+checkpoint (SQLite), and reports how long that took.
+
+--cpuprofile DIR writes a CPU profile of the server per scenario, over its
+measured window, to DIR/SCENARIO.pprof (go tool pprof DIR/refresh.pprof).
 
 Each scenario runs --concurrency workers, each with one request in flight on
 a kept-alive connection, for --warmup (not measured), then --duration.
@@ -114,6 +173,8 @@ ready; peak RSS (VmHWM) after the load.`,
   oauthd bench --scenario client_credentials --concurrency 64 --duration 30s
   oauthd bench --dsn "postgres://oauthd@127.0.0.1:5432/oauthd?sslmode=disable"
   oauthd bench --log-level info        # include the cost of access logging
+  oauthd bench --scenario refresh --seed-sessions 1000000
+  oauthd bench --scenario authorization_code,introspect --cpuprofile /tmp/prof
   oauthd bench --json > bench.json
   OAUTHD_ADMIN_TOKEN=... oauthd bench --target https://auth.example.com --admin-url http://10.0.0.5:8081
   make bench BENCH_ARGS="--duration 30s"`,
@@ -126,7 +187,7 @@ ready; peak RSS (VmHWM) after the load.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.scenario, "scenario", "all", "what to drive: "+strings.Join(benchScenarios, ", ")+" or all; several separated by commas")
+	f.StringVar(&o.scenario, "scenario", "all", "what to drive: "+strings.Join(append(slices.Clone(benchScenarios), benchExtraScenarios...), ", ")+"; all is every one but "+strings.Join(benchExtraScenarios, ", ")+"; several separated by commas")
 	f.IntVar(&o.concurrency, "concurrency", 32, "requests in flight (workers)")
 	f.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
 	f.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
@@ -137,6 +198,8 @@ ready; peak RSS (VmHWM) after the load.`,
 	f.StringVar(&o.adminToken, "admin-token", "", "with --target: admin token (env OAUTHD_ADMIN_TOKEN); prefer the environment: flags show in ps")
 	f.BoolVar(&o.json, "json", false, "print the results as one JSON object")
 	f.BoolVar(&o.keepGoing, "keep-going", false, "count failed requests and carry on instead of stopping at the first")
+	f.Int64Var(&o.seed, "seed-sessions", 0, "grant sessions (each with an active refresh token) to insert into the server's database before the scenarios")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for a CPU profile of the server per scenario (SCENARIO.pprof)")
 	f.StringVar(&o.client, "client", "", "HTTP client of the load: raw (lean, http:// only) or nethttp (Go's net/http) (default: raw for http://, nethttp for https://)")
 	return cmd
 }
@@ -153,10 +216,10 @@ func (o *benchOptions) validate(cmd *cobra.Command, getenv func(string) string) 
 		switch {
 		case s == "all":
 			o.scenarios = append(o.scenarios, benchScenarios...)
-		case slices.Contains(benchScenarios, s):
+		case slices.Contains(benchScenarios, s) || slices.Contains(benchExtraScenarios, s):
 			o.scenarios = append(o.scenarios, s)
 		default:
-			bad("--scenario: unknown scenario %q (want %s or all)", s, strings.Join(benchScenarios, ", "))
+			bad("--scenario: unknown scenario %q (want %s, %s or all)", s, strings.Join(benchScenarios, ", "), strings.Join(benchExtraScenarios, ", "))
 		}
 	}
 	o.scenarios = benchDedupe(o.scenarios)
@@ -168,6 +231,9 @@ func (o *benchOptions) validate(cmd *cobra.Command, getenv func(string) string) 
 	}
 	if o.warmup < 0 {
 		bad("--warmup: must not be negative (0s for none)")
+	}
+	if o.seed < 0 || o.seed > benchMaxSeed {
+		bad("--seed-sessions: must be between 0 and %d, not %d", int64(benchMaxSeed), o.seed)
 	}
 	switch loadgen.Client(o.client) {
 	case "", loadgen.ClientRaw, loadgen.ClientNetHTTP:
@@ -181,7 +247,7 @@ func (o *benchOptions) validate(cmd *cobra.Command, getenv func(string) string) 
 		if err := benchCheckURL(o.target); err != nil {
 			bad("--target: %v", err)
 		}
-		for _, name := range []string{"dsn", "log-level"} {
+		for _, name := range []string{"dsn", "log-level", "seed-sessions", "cpuprofile"} {
 			if changed(name) {
 				bad("--%s: applies to the server bench starts, not to a --target", name)
 			}
@@ -236,6 +302,7 @@ func benchDedupe(list []string) []string {
 // The report, printed as text or (--json) as one JSON object.
 type benchReport struct {
 	Config    benchConfig      `json:"config"`
+	Seed      *seedReport      `json:"seed,omitempty"`
 	Scenarios []scenarioReport `json:"scenarios"`
 	Process   *processReport   `json:"process,omitempty"`
 }
@@ -246,6 +313,8 @@ type benchConfig struct {
 	DurationS   float64  `json:"duration_s"`
 	WarmupS     float64  `json:"warmup_s"`
 	KeepGoing   bool     `json:"keep_going"`
+	// SeedSessions is --seed-sessions.
+	SeedSessions int64 `json:"seed_sessions,omitempty"`
 	// Client is the load's HTTP client: raw or nethttp.
 	Client string `json:"client"`
 	// Server is "started" (bench ran oauthd serve) or "external" (--target).
@@ -275,6 +344,16 @@ type scenarioReport struct {
 	LatencyMS      latencyReport    `json:"latency_ms"`
 	ServerCPU      *float64         `json:"server_cpu_cores,omitempty"`
 	BenchCPU       *float64         `json:"bench_cpu_cores,omitempty"`
+	// Iteration says what one counted request is when it is several
+	// (requests and requests_per_second then count iterations).
+	Iteration string `json:"iteration,omitempty"`
+	// LostRotations and Families: the refresh scenarios' check after the
+	// load (see familyCheck).
+	LostRotations *int         `json:"lost_rotations,omitempty"`
+	Families      *familyCheck `json:"families,omitempty"`
+	// CPUProfile is the server's CPU profile of the measured window
+	// (--cpuprofile).
+	CPUProfile string `json:"cpu_profile,omitempty"`
 
 	p50, p90, p99, p999, max time.Duration
 }
@@ -323,7 +402,7 @@ func newScenarioReport(r *loadgen.Result) scenarioReport {
 func (c *cli) runBench(ctx context.Context, o *benchOptions) (err error) {
 	rep := &benchReport{Config: benchConfig{
 		Scenarios: o.scenarios, Concurrency: o.concurrency, DurationS: o.duration.Seconds(), WarmupS: o.warmup.Seconds(),
-		KeepGoing: o.keepGoing, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
+		KeepGoing: o.keepGoing, SeedSessions: o.seed, GOMAXPROCS: runtime.GOMAXPROCS(0), NumCPU: runtime.NumCPU(),
 		GoVersion: runtime.Version(), OS: runtime.GOOS, Arch: runtime.GOARCH,
 	}}
 	progress := c.stderr
@@ -372,7 +451,14 @@ func (c *cli) runBench(ctx context.Context, o *benchOptions) (err error) {
 			}
 		}()
 	}
-	specs, err := benchSpecs(ctx, publicURL, client, o.scenarios, loadClient)
+	target := &benchTarget{publicURL: publicURL, adminURL: adminURL, adminToken: adminToken, client: client, concurrency: o.concurrency, external: srv == nil}
+	defer target.cleanup(context.WithoutCancel(ctx), c.stderr)
+	if o.seed > 0 {
+		if rep.Seed, err = target.seed(ctx, srv.dsn, o.seed, progress); err != nil {
+			return err
+		}
+	}
+	specs, err := benchSpecs(ctx, target, o.scenarios, loadClient)
 	if err != nil {
 		return err
 	}
@@ -380,6 +466,7 @@ func (c *cli) runBench(ctx context.Context, o *benchOptions) (err error) {
 	var alive func() error
 	if srv != nil {
 		pid, alive = srv.pid(), srv.alive
+		o.serverProfileDir = srv.profileDir
 	}
 	rep.Scenarios, err = benchLoad(ctx, specs, o, pid, progress, alive)
 	if err != nil {
@@ -400,15 +487,26 @@ func (c *cli) runBench(ctx context.Context, o *benchOptions) (err error) {
 	}
 	var failed int64
 	aborted := false
+	var checks []string
 	for _, s := range rep.Scenarios {
 		failed += s.Errors
 		aborted = aborted || s.Aborted
+		if f := s.Families; f != nil && !f.ok() {
+			checks = append(checks, fmt.Sprintf("%s: %d of %d refresh-token families lost a rotation (%s)", s.Name, f.LostRotations, f.Families, f.FirstProblem))
+		}
+	}
+	if srv != nil && (failed > 0 || len(checks) > 0) {
+		if lines := benchLogProblems(srv.logPath, 8); len(lines) > 0 {
+			fmt.Fprintf(c.stderr, "bench: the server logged (first warnings and errors):\n  %s\n", strings.Join(lines, "\n  "))
+		}
 	}
 	switch {
 	case aborted:
 		return fmt.Errorf("a request failed, so the benchmark stopped (--keep-going counts failures and carries on)")
 	case failed > 0:
 		return fmt.Errorf("%d requests failed", failed)
+	case len(checks) > 0:
+		return errors.New(strings.Join(checks, "; "))
 	}
 	return nil
 }
@@ -460,6 +558,10 @@ func (c *cli) startBenchServer(ctx context.Context, o *benchOptions, rep *benchR
 	rep.Process = proc
 
 	env, shown, err := benchServerEnv(dsn, tmp, o.logLevel)
+	if err == nil && o.cpuProfile != "" {
+		env[benchProfileEnv] = filepath.Join(tmp, "profiles")
+		err = os.MkdirAll(env[benchProfileEnv], 0o700)
+	}
 	if err != nil {
 		return nil, cleanup, err
 	}
@@ -480,6 +582,7 @@ func (c *cli) startBenchServer(ctx context.Context, o *benchOptions, rep *benchR
 	if err != nil {
 		return nil, cleanup, err
 	}
+	srv.dsn, srv.profileDir = dsn, env[benchProfileEnv]
 	proc.StartMS = benchMS(srv.ready.Sub(srv.started))
 	if err := benchSleep(ctx, time.Second); err != nil {
 		srv.stop()
@@ -491,17 +594,22 @@ func (c *cli) startBenchServer(ctx context.Context, o *benchOptions, rep *benchR
 	return srv, cleanup, nil
 }
 
-// benchLoad drives each spec in turn. pid, when not 0, is the server's
-// process, whose CPU use is reported; alive, when set, reports a server
-// that has died.
-func benchLoad(ctx context.Context, specs []loadgen.Spec, o *benchOptions, pid int, progress io.Writer, alive func() error) ([]scenarioReport, error) {
+// benchLoad drives each scenario in turn. pid, when not 0, is the server's
+// process, whose CPU use is reported (and profiled with --cpuprofile);
+// alive, when set, reports a server that has died.
+func benchLoad(ctx context.Context, scenarios []benchScenario, o *benchOptions, pid int, progress io.Writer, alive func() error) ([]scenarioReport, error) {
 	var out []scenarioReport
-	for _, spec := range specs {
+	for _, sc := range scenarios {
+		spec := sc.spec
 		loadClient, err := loadgen.ChooseClient(loadgen.Client(o.client), spec.URL)
 		if err != nil {
 			return nil, err
 		}
 		fmt.Fprintf(progress, "bench: %s: %d workers (%s client), %s warm-up + %s\n", spec.Name, o.concurrency, loadClient, o.warmup, o.duration)
+		var prof *benchProfile
+		if o.cpuProfile != "" && o.serverProfileDir != "" && pid > 0 {
+			prof = startBenchProfile(pid, o.serverProfileDir, o.warmup)
+		}
 		srvCPU0, srvErr := loadgen.ProcCPU(pid)
 		selfCPU0, selfErr := loadgen.ProcCPU(os.Getpid())
 		start := time.Now()
@@ -511,6 +619,7 @@ func benchLoad(ctx context.Context, specs []loadgen.Spec, o *benchOptions, pid i
 		}
 		wall := time.Since(start).Seconds()
 		s := newScenarioReport(res)
+		s.Iteration = sc.iteration
 		if cpu, err := loadgen.ProcCPU(pid); err == nil && srvErr == nil && pid > 0 {
 			v := math.Round((cpu-srvCPU0).Seconds()/wall*100) / 100
 			s.ServerCPU = &v
@@ -519,12 +628,24 @@ func benchLoad(ctx context.Context, specs []loadgen.Spec, o *benchOptions, pid i
 			v := math.Round((cpu-selfCPU0).Seconds()/wall*100) / 100
 			s.BenchCPU = &v
 		}
-		out = append(out, s)
+		if prof != nil {
+			if s.CPUProfile, err = prof.stop(o.cpuProfile, spec.Name); err != nil {
+				fmt.Fprintf(progress, "bench: %s: no CPU profile: %v\n", spec.Name, err)
+			}
+		}
 		if alive != nil {
 			if err := alive(); err != nil {
 				return nil, err
 			}
 		}
+		if sc.check != nil {
+			fc, err := sc.check(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("scenario %s: %w", spec.Name, err)
+			}
+			s.Families, s.LostRotations = fc, &fc.LostRotations
+		}
+		out = append(out, s)
 		if s.Errors > 0 && !o.keepGoing {
 			break
 		}
@@ -639,6 +760,8 @@ func benchSchema(ctx context.Context, dsn string) (string, func(), error) {
 // benchChild is a server process bench started.
 type benchChild struct {
 	publicURL, adminURL, adminToken string
+	dsn                             string // the server's database
+	profileDir                      string // where it writes CPU profiles (--cpuprofile)
 
 	cmd      *exec.Cmd
 	started  time.Time
@@ -747,6 +870,38 @@ func (ch *benchChild) stop() error {
 	return ch.stopErr
 }
 
+// benchLogProblems returns the first n distinct warnings and errors of the
+// server log (distinct by message), to explain failed requests.
+func benchLogProblems(path string, n int) []string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, " level=ERROR ") && !strings.Contains(line, " level=WARN ") {
+			continue
+		}
+		key := line
+		if i := strings.Index(line, " msg="); i >= 0 {
+			key = line[i:]
+			if j := strings.Index(key[1:], "="); j >= 0 {
+				key = key[:j]
+			}
+		}
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, benchTruncate([]byte(line), 400))
+		if len(out) == n {
+			break
+		}
+	}
+	return out
+}
+
 // logTail returns the end of the server log, for error messages.
 func benchLogTail(path string) string {
 	b, err := os.ReadFile(path)
@@ -852,49 +1007,60 @@ func benchTruncate(b []byte, n int) string {
 	return string(b)
 }
 
-// benchSpecs prepares the requests of the scenarios and sends each once
-// with the load's client, so that a set-up problem fails with a clear
-// message before any load.
-func benchSpecs(ctx context.Context, base string, cl benchClient, names []string, client loadgen.Client) ([]loadgen.Spec, error) {
+// benchSpecs prepares the scenarios (the user scenarios' set-up runs
+// here) and sends each one's first request (or iteration) once with the
+// load's client, so that a set-up problem fails with a clear message before
+// any load.
+func benchSpecs(ctx context.Context, t *benchTarget, names []string, client loadgen.Client) ([]benchScenario, error) {
+	base, cl := t.publicURL, t.client
 	client, err := loadgen.ChooseClient(client, base)
 	if err != nil {
 		return nil, err
 	}
-	var specs []loadgen.Spec
+	var out []benchScenario
 	for _, name := range names {
-		var spec loadgen.Spec
+		var sc *benchScenario
 		switch name {
 		case scenarioToken:
-			// RFC 6749 §2.3.1: client_secret_basic form-encodes id and secret.
-			cred := url.QueryEscape(cl.ID) + ":" + url.QueryEscape(cl.Secret)
-			spec = loadgen.Spec{
+			sc = &benchScenario{spec: loadgen.Spec{
 				Name: name, Method: http.MethodPost, URL: base + oauth.PathToken,
 				Header: http.Header{
-					"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte(cred))},
+					"Authorization": {cl.basicAuth()},
 					"Content-Type":  {"application/x-www-form-urlencoded"},
 					"Accept":        {"application/json"},
 				},
 				Body:         []byte(url.Values{"grant_type": {"client_credentials"}, "scope": {"bench:read"}}.Encode()),
 				Status:       http.StatusOK,
 				BodyContains: []byte(`"access_token"`),
-			}
+			}}
 		case scenarioJWKS:
-			spec = loadgen.Spec{Name: name, Method: http.MethodGet, URL: base + oauth.PathJWKS, Status: http.StatusOK, BodyContains: []byte(`"keys"`)}
+			sc = &benchScenario{spec: loadgen.Spec{Name: name, Method: http.MethodGet, URL: base + oauth.PathJWKS, Status: http.StatusOK, BodyContains: []byte(`"keys"`)}}
 		case scenarioJWKS304:
 			etag, err := jwksETag(ctx, base)
 			if err != nil {
 				return nil, err
 			}
-			spec = loadgen.Spec{Name: name, Method: http.MethodGet, URL: base + oauth.PathJWKS,
-				Header: http.Header{"If-None-Match": {etag}}, Status: http.StatusNotModified}
+			sc = &benchScenario{spec: loadgen.Spec{Name: name, Method: http.MethodGet, URL: base + oauth.PathJWKS,
+				Header: http.Header{"If-None-Match": {etag}}, Status: http.StatusNotModified}}
+		case scenarioIntrospect:
+			sc, err = t.introspectScenario(ctx)
+		case scenarioRefresh:
+			sc, err = t.refreshScenario(ctx, name, benchUserScope)
+		case scenarioRefreshOIDC:
+			sc, err = t.refreshScenario(ctx, name, "openid "+benchUserScope)
+		case scenarioCode:
+			sc, err = t.codeScenario(ctx)
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", name)
 		}
+		if err != nil {
+			return nil, err
+		}
 		var s *loadgen.Sender
 		if client == loadgen.ClientRaw {
-			s, err = loadgen.NewRawSender(ctx, spec, benchHTTP.Timeout)
+			s, err = loadgen.NewRawSender(ctx, sc.spec, benchHTTP.Timeout)
 		} else {
-			s, err = loadgen.NewSender(ctx, spec, benchHTTP.Transport)
+			s, err = loadgen.NewSender(ctx, sc.spec, benchHTTP.Transport)
 		}
 		if err != nil {
 			return nil, err
@@ -904,9 +1070,9 @@ func benchSpecs(ctx context.Context, base string, cl benchClient, names []string
 		if err != nil {
 			return nil, fmt.Errorf("scenario %s: the first request failed (%s client): %v", name, client, err)
 		}
-		specs = append(specs, spec)
+		out = append(out, *sc)
 	}
-	return specs, nil
+	return out, nil
 }
 
 func jwksETag(ctx context.Context, base string) (string, error) {
@@ -956,6 +1122,9 @@ func (r *benchReport) writeText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "server environment: %s\n", strings.Join(keys, " "))
 	}
+	if sd := r.Seed; sd != nil {
+		fmt.Fprintf(w, "seeded: %s\n", sd.text())
+	}
 	fmt.Fprintln(w)
 
 	// Numbers align right; the scenario names, padded to one width, left.
@@ -970,6 +1139,22 @@ func (r *benchReport) writeText(w io.Writer) {
 			benchDur(s.p50), benchDur(s.p90), benchDur(s.p99), benchDur(s.p999), benchDur(s.max), benchCores(s.ServerCPU), benchCores(s.BenchCPU))
 	}
 	tw.Flush()
+	for _, s := range r.Scenarios {
+		if s.Iteration != "" {
+			fmt.Fprintf(w, "%s: REQUESTS and REQ/S count iterations, each %s\n", s.Name, s.Iteration)
+		}
+		if f := s.Families; f != nil {
+			fmt.Fprintf(w, "%s: lost rotations: %d (%d families, %d rotations; %d last tokens refreshed once more; %d active grant sessions listed for %d workers",
+				s.Name, f.LostRotations, f.Families, f.Rotations, f.FinalRefreshOK, f.ActiveSessions, f.Families)
+			if f.FirstProblem != "" {
+				fmt.Fprintf(w, "; first problem: %s", f.FirstProblem)
+			}
+			fmt.Fprintln(w, ")")
+		}
+		if s.CPUProfile != "" {
+			fmt.Fprintf(w, "%s: server CPU profile of the measured window: %s\n", s.Name, s.CPUProfile)
+		}
+	}
 	for _, s := range r.Scenarios {
 		if s.Errors == 0 {
 			continue

@@ -4,14 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/oauthd/oauthd/internal/loadgen"
+	"github.com/oauthd/oauthd/storage"
 	"github.com/oauthd/oauthd/storage/storagetest"
 )
 
@@ -39,13 +43,15 @@ func TestBenchLoadGenerator(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, client := range []loadgen.Client{loadgen.ClientRaw, loadgen.ClientNetHTTP} {
-		t.Run(string(client), func(t *testing.T) { testBenchLoadGenerator(t, ts.PublicURL, cl, client) })
+		t.Run(string(client), func(t *testing.T) { testBenchLoadGenerator(t, ts, cl, client) })
 	}
 }
 
-func testBenchLoadGenerator(t *testing.T, publicURL string, cl benchClient, client loadgen.Client) {
+func testBenchLoadGenerator(t *testing.T, ts *testServer, cl benchClient, client loadgen.Client) {
 	ctx := context.Background()
-	specs, err := benchSpecs(ctx, publicURL, cl, benchScenarios, client)
+	publicURL := ts.PublicURL
+	target := &benchTarget{publicURL: publicURL, adminURL: ts.AdminURL, adminToken: ts.AdminToken, client: cl, concurrency: 2}
+	specs, err := benchSpecs(ctx, target, benchScenarios, client)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,6 +72,18 @@ func testBenchLoadGenerator(t *testing.T, publicURL string, cl benchClient, clie
 			t.Errorf("report %d is %s, want %s", i, s.Name, benchScenarios[i])
 		}
 		checkScenarioReport(t, s)
+		switch s.Name {
+		case scenarioRefresh:
+			f := s.Families
+			if f == nil || s.LostRotations == nil || *s.LostRotations != 0 || !f.ok() || f.Families != 2 || f.FinalRefreshOK != 2 ||
+				f.Rotations != s.Requests+s.WarmupRequests+1 { // +1: the trial request
+				t.Errorf("refresh check %+v after %d+%d requests", f, s.WarmupRequests, s.Requests)
+			}
+		case scenarioCode:
+			if !strings.Contains(s.Iteration, "code exchanges") {
+				t.Errorf("authorization_code iteration %q", s.Iteration)
+			}
+		}
 	}
 
 	// Both renderings carry the figures.
@@ -86,8 +104,16 @@ func testBenchLoadGenerator(t *testing.T, publicURL string, cl benchClient, clie
 		t.Fatal(err)
 	}
 	var back benchReport
-	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != 3 || back.Scenarios[0].LatencyMS.P50 <= 0 || back.Config.Client != string(client) {
+	if err := json.Unmarshal(js.Bytes(), &back); err != nil || len(back.Scenarios) != len(benchScenarios) || back.Scenarios[0].LatencyMS.P50 <= 0 || back.Config.Client != string(client) {
 		t.Errorf("JSON report: %v\n%s", err, js.String())
+	}
+	for _, want := range []string{"lost rotations: 0", "authorization_code: REQUESTS and REQ/S count iterations"} {
+		if !strings.Contains(text.String(), want) {
+			t.Errorf("text report lacks %q:\n%s", want, text.String())
+		}
+	}
+	if !strings.Contains(js.String(), `"lost_rotations": 0`) {
+		t.Errorf("JSON report lacks lost_rotations: %s", js.String())
 	}
 }
 
@@ -114,6 +140,12 @@ func TestBenchFlagValidation(t *testing.T) {
 		{args: []string{"surplus"}, want: []string{"surplus"}},
 		{args: []string{"--client", "curl"}, want: []string{"--client", `"curl"`}},
 		{args: []string{"--target", "https://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--client", "raw"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--client", "https"}},
+		{args: []string{"--seed-sessions", "-1"}, want: []string{"--seed-sessions", "-1"}},
+		{args: []string{"--seed-sessions", "1e6"}, want: []string{"seed-sessions"}},
+		{args: []string{"--seed-sessions", "100000001"}, want: []string{"--seed-sessions", "100000000"}},
+		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--seed-sessions", "10"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--seed-sessions", "--target"}},
+		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--cpuprofile", "/tmp/x"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--cpuprofile", "--target"}},
+		{args: []string{"--scenario", "refresh,refresh-oidc,nope"}, want: []string{`unknown scenario "nope"`, "refresh-oidc"}},
 		// Valid flags, unreachable target: fails at the readiness check,
 		// which shows the token was taken from the environment.
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--target: ", "127.0.0.1:1"}},
@@ -180,6 +212,46 @@ func TestBenchCommand(t *testing.T) {
 	}
 }
 
+// TestBenchCommandSignIn runs the user scenarios through the whole
+// command with the net/http client, after seeding, with CPU profiles.
+func TestBenchCommandSignIn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts two server processes")
+	}
+	t.Setenv("OAUTHD_TEST_MAIN", "1") // the server process is this test binary
+	profiles := t.TempDir()
+	var out, errb bytes.Buffer
+	args := []string{"bench", "--json", "--scenario", "introspect,refresh,authorization_code,refresh-oidc", "--client", "nethttp",
+		"--seed-sessions", "300", "--cpuprofile", profiles, "--concurrency", "2", "--duration", "300ms", "--warmup", "50ms", "--log-level", "warn"}
+	if err := run(context.Background(), args, envMap(nil), nil, &out, &errb); err != nil {
+		t.Fatalf("bench: %v\nstderr: %s", err, errb.String())
+	}
+	var rep benchReport
+	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
+		t.Fatalf("stdout is not one JSON object: %v\n%s", err, out.String())
+	}
+	if rep.Config.Client != "nethttp" || rep.Config.SeedSessions != 300 || rep.Seed == nil || rep.Seed.Sessions != 300 || rep.Seed.GrantSessions < 300 {
+		t.Errorf("config %+v, seed %+v", rep.Config, rep.Seed)
+	}
+	if len(rep.Scenarios) != 4 {
+		t.Fatalf("%d scenarios", len(rep.Scenarios))
+	}
+	for _, s := range rep.Scenarios {
+		if s.Requests <= 0 || s.Errors != 0 || s.LatencyMS.P50 <= 0 {
+			t.Errorf("%+v", s)
+		}
+		if strings.HasPrefix(s.Name, "refresh") && (s.LostRotations == nil || *s.LostRotations != 0 || s.Families == nil || s.Families.ActiveSessions != 2) {
+			t.Errorf("%s: check %+v", s.Name, s.Families)
+		}
+		if fi, err := os.Stat(s.CPUProfile); err != nil || fi.Size() == 0 || filepath.Dir(s.CPUProfile) != profiles {
+			t.Errorf("%s: CPU profile %q: %v", s.Name, s.CPUProfile, err)
+		}
+	}
+	if !strings.Contains(errb.String(), "seeding 300 grant sessions") {
+		t.Errorf("progress lacks the seeding: %s", errb.String())
+	}
+}
+
 // BenchmarkTokenEndpoint drives client_credentials requests through the
 // in-process server over loopback; allocations are client and server
 // together. For profiling:
@@ -197,7 +269,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	specs, err := benchSpecs(ctx, publicURL, cl, []string{scenarioToken}, loadgen.ClientNetHTTP)
+	specs, err := benchSpecs(ctx, &benchTarget{publicURL: publicURL, client: cl}, []string{scenarioToken}, loadgen.ClientNetHTTP)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -209,7 +281,7 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
-		s, err := loadgen.NewSender(ctx, specs[0], rt)
+		s, err := loadgen.NewSender(ctx, specs[0].spec, rt)
 		if err != nil {
 			b.Error(err)
 			return
@@ -219,6 +291,79 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 				b.Error(err)
 				return
 			}
+		}
+	})
+}
+
+// TestBenchSeedSessions seeds a few grant sessions on each database and
+// checks that the server's own queries read them as live sessions with
+// active refresh tokens, and that refresh still runs beside them.
+func TestBenchSeedSessions(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, b storagetest.Backend) {
+		dsn := b.NewDSN(t)
+		ts := startServer(t, dsn, map[string]string{"OAUTHD_LOG_LEVEL": "warn"})
+		ctx := context.Background()
+		cl, err := registerBenchClient(ctx, ts.AdminURL, ts.AdminToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		target := &benchTarget{publicURL: ts.PublicURL, adminURL: ts.AdminURL, adminToken: ts.AdminToken, client: cl, concurrency: 2}
+		const n = 1234
+		var progress bytes.Buffer
+		rep, err := target.seed(ctx, dsn, n, &progress)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The template grant is real: one more of each.
+		if rep.Sessions != n || rep.GrantSessions != n+1 || rep.RefreshTokens != n+1 || rep.InsertS < 0 || rep.Finish == "" {
+			t.Errorf("seed report %+v", rep)
+		}
+		if !strings.Contains(rep.text(), "1234 grant sessions") {
+			t.Errorf("seed text %q", rep.text())
+		}
+
+		st, err := storage.Open(ctx, storage.Config{DSN: dsn}, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer st.Close()
+		db := st.SQLDB()
+		var user, sig, sid string
+		var count int
+		q := "SELECT user_id, COUNT(*) FROM grant_sessions WHERE user_id LIKE 'bench-seed-%' GROUP BY user_id ORDER BY COUNT(*) DESC, user_id LIMIT 1"
+		if err := db.QueryRowContext(ctx, q).Scan(&user, &count); err != nil || count != 3 {
+			t.Fatalf("a seeded user: %q with %d sessions, %v", user, count, err)
+		}
+		live, err := st.ListActiveGrantSessions(ctx, user, time.Now())
+		if err != nil || len(live) != 3 {
+			t.Fatalf("ListActiveGrantSessions(%s) = %d sessions, %v; want the 3 seeded", user, len(live), err)
+		}
+		g := live[0]
+		if len(g.ID) != 25 || g.ClientID == "" || g.Scope != benchUserScope || !g.CreatedAt.Before(time.Now()) ||
+			g.CreatedAt.Before(time.Now().Add(-31*24*time.Hour)) || g.LastUsedAt.Before(g.CreatedAt) || !g.IdleExpiresAt.After(time.Now()) {
+			t.Errorf("seeded session %+v", g)
+		}
+		if err := db.QueryRowContext(ctx, "SELECT signature, session_id FROM refresh_tokens WHERE session_id = $1", g.ID).Scan(&sig, &sid); err != nil {
+			t.Fatal(err)
+		}
+		tok, err := st.GetRefreshToken(ctx, sig)
+		if err != nil || len(sig) != 43 || tok.State != storage.TokenActive || !tok.ExpiresAt.After(time.Now().Add(24*time.Hour)) || len(tok.RequestData) < 100 {
+			t.Errorf("seeded token %q: %+v, %v", sig, tok, err)
+		}
+
+		// Refresh beside them.
+		specs, err := benchSpecs(ctx, target, []string{scenarioRefresh}, loadgen.ClientRaw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := &benchOptions{concurrency: 2, duration: 200 * time.Millisecond, client: string(loadgen.ClientRaw)}
+		reports, err := benchLoad(ctx, specs, o, 0, io.Discard, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkScenarioReport(t, reports[0])
+		if f := reports[0].Families; f == nil || !f.ok() {
+			t.Errorf("refresh after seeding: %+v", f)
 		}
 	})
 }

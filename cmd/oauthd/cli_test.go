@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -69,6 +71,24 @@ func TestEveryCommandHasHelp(t *testing.T) {
 	}
 }
 
+// TestCLIClientCreateHelp: every client metadata member has a flag, and the
+// help says what registering without --grant-type does.
+func TestCLIClientCreateHelp(t *testing.T) {
+	out, errOut, code := runOauthd(t, t.TempDir(), nil, "client", "create", "--help")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"--name", "--client-id", "--grant-type", "--scope", "--redirect-uri", "--post-logout-redirect-uri", "--audience",
+		"--auth-method", "--skip-consent", "--allow-introspection", "--require-par", "require_pushed_authorization_requests",
+		"authorization_code", "client_credentials",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("client create --help lacks %q:\n%s", want, out)
+		}
+	}
+}
+
 func TestCLIErrorsExitOneWithAClearMessage(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -87,6 +107,11 @@ func TestCLIErrorsExitOneWithAClearMessage(t *testing.T) {
 		{name: "invalid variable", env: map[string]string{"OAUTHD_ACCESS_TOKEN_TTL": "soon"}, args: []string{"serve"}, want: []string{"OAUTHD_ACCESS_TOKEN_TTL"}},
 		{name: "commands need a migrated database", args: []string{"client", "list"}, want: []string{"migrate up"}},
 		{name: "client create with an unknown auth method", args: []string{"client", "create", "--auth-method", "bogus"}, want: []string{"token_endpoint_auth_method"}},
+		// RFC 7591: no --grant-type means authorization_code, which needs a redirect URI.
+		{name: "client create without a grant type or redirect URI", args: []string{"client", "create", "--name", "x"}, want: []string{"invalid_redirect_uri", "redirect_uris"}},
+		{name: "client create with an unsafe redirect URI", args: []string{"client", "create", "--redirect-uri", "http://app.example/cb"}, want: []string{"invalid_redirect_uri", "loopback"}},
+		{name: "client create with an unsafe post-logout redirect URI", args: []string{"client", "create", "--redirect-uri", "https://app.example/cb", "--post-logout-redirect-uri", "javascript:alert(1)"}, want: []string{"invalid_redirect_uri", "post_logout_redirect_uris"}},
+		{name: "client create with a flag value", args: []string{"client", "create", "--redirect-uri", "https://app.example/cb", "--require-par=maybe"}, want: []string{"require-par"}},
 		{name: "wrong argument count", args: []string{"client", "get"}, want: []string{"arg"}},
 	}
 	for _, tc := range tests {
@@ -161,6 +186,53 @@ func TestCLIClientAndKeyCommands(t *testing.T) {
 		if _, errOut, code := runOauthd(t, dir, env, "client", "create", "--name", "x", "--grant-type", "password"); code != 1 || !strings.Contains(errOut, "invalid_client_metadata") {
 			t.Errorf("bad grant: %d %q", code, errOut)
 		}
+		// An authorization-code client with every flag, as JSON.
+		out = mustRun("client", "create", "--json", "--name", "web", "--grant-type", "authorization_code", "--grant-type", "refresh_token",
+			"--redirect-uri", "https://app.example/cb", "--redirect-uri", "http://127.0.0.1/cb",
+			"--post-logout-redirect-uri", "https://app.example/bye", "--scope", "openid offline_access",
+			"--skip-consent", "--allow-introspection", "--require-par")
+		var web struct {
+			ClientID               string   `json:"client_id"`
+			ClientSecret           string   `json:"client_secret"`
+			GrantTypes             []string `json:"grant_types"`
+			ResponseTypes          []string `json:"response_types"`
+			RedirectURIs           []string `json:"redirect_uris"`
+			PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+			SkipConsent            *bool    `json:"skip_consent"`
+			AllowIntrospection     *bool    `json:"allow_introspection"`
+			RequirePAR             *bool    `json:"require_pushed_authorization_requests"`
+		}
+		if err := json.Unmarshal([]byte(out), &web); err != nil {
+			t.Fatalf("client create --json: %v: %q", err, out)
+		}
+		if web.ClientID == "" || web.ClientSecret == "" ||
+			!slices.Equal(web.GrantTypes, []string{"authorization_code", "refresh_token"}) || !slices.Equal(web.ResponseTypes, []string{"code"}) ||
+			!slices.Equal(web.RedirectURIs, []string{"https://app.example/cb", "http://127.0.0.1/cb"}) ||
+			!slices.Equal(web.PostLogoutRedirectURIs, []string{"https://app.example/bye"}) ||
+			web.SkipConsent == nil || !*web.SkipConsent || web.AllowIntrospection == nil || !*web.AllowIntrospection || web.RequirePAR == nil || !*web.RequirePAR {
+			t.Errorf("client create with every flag: %s", out)
+		}
+		if out := mustRun("client", "get", web.ClientID); !strings.Contains(out, `"require_pushed_authorization_requests": true`) ||
+			!strings.Contains(out, `"skip_consent": true`) || !strings.Contains(out, `"allow_introspection": true`) ||
+			!strings.Contains(out, `"https://app.example/bye"`) || strings.Contains(out, web.ClientSecret) {
+			t.Errorf("get of the authorization-code client: %q", out)
+		}
+		// Without the flags: all false; without --grant-type: authorization_code (RFC 7591).
+		out = mustRun("client", "create", "--json", "--auth-method", "none", "--redirect-uri", "com.example.app:/cb")
+		var public map[string]any
+		if err := json.Unmarshal([]byte(out), &public); err != nil {
+			t.Fatalf("client create --json: %v: %q", err, out)
+		}
+		if g, _ := public["grant_types"].([]any); len(g) != 1 || g[0] != "authorization_code" || public["client_secret"] != nil ||
+			public["skip_consent"] != false || public["allow_introspection"] != false || public["require_pushed_authorization_requests"] != false {
+			t.Errorf("public client with defaults: %s", out)
+		}
+		// The text output of a public client has no secret line.
+		out = mustRun("client", "create", "--auth-method", "none", "--redirect-uri", "http://127.0.0.1/cb")
+		if !regexp.MustCompile(`client_id:\s+\S+`).MatchString(out) || strings.Contains(out, "client_secret") {
+			t.Errorf("public client create output: %q", out)
+		}
+
 		if out := mustRun("client", "rotate-secret", id[1]); strings.Contains(out, sec[1]) || !strings.Contains(out, "client_secret:") {
 			t.Errorf("rotate-secret: %q", out)
 		}

@@ -294,9 +294,21 @@ func (c *cli) clientCommand() *cobra.Command {
 	create := &cobra.Command{
 		Use:   "create",
 		Short: "Register a client; prints its client_id and (once) its secret",
+		Long: `Register a client directly in the database, with the same rules as
+POST /admin/clients (docs/api.md). Prints the client_id and, for a
+confidential client, the secret: shown only now.
+
+Without --grant-type the client gets authorization_code (the RFC 7591
+default), which needs at least one --redirect-uri; a machine client says
+--grant-type client_credentials. A public client (--auth-method none, e.g. a
+single-page or native app) has no secret and cannot use client_credentials.
+Running servers pick the client up within OAUTHD_CLIENT_CACHE_TTL at most.`,
 		Example: `  oauthd client create --name billing --grant-type client_credentials --scope "invoices:read"
   oauthd client create --name web --grant-type authorization_code --grant-type refresh_token \
-      --redirect-uri https://app.example/callback --scope "openid offline_access"`,
+      --redirect-uri https://app.example/callback --post-logout-redirect-uri https://app.example/ \
+      --scope "openid profile offline_access" --skip-consent --require-par
+  oauthd client create --name cli-app --auth-method none --redirect-uri http://127.0.0.1/callback --scope openid
+  oauthd client create --name orders-api --grant-type client_credentials --allow-introspection`,
 		Args: cobra.NoArgs,
 		RunE: c.withClients(func(cmd *cobra.Command, _ []string, svc *admin.Clients) error {
 			out, err := svc.Create(cmd.Context(), m)
@@ -317,11 +329,15 @@ func (c *cli) clientCommand() *cobra.Command {
 	f := create.Flags()
 	f.StringVar(&m.ClientName, "name", "", "client name, shown to people (optional)")
 	f.StringVar(&m.ClientID, "client-id", "", "client_id (default: generated)")
-	f.StringArrayVar(&m.GrantTypes, "grant-type", nil, "grant type; repeat for several ("+strings.Join(oauth.SupportedGrantTypes, ", ")+")")
+	f.StringArrayVar(&m.GrantTypes, "grant-type", nil, "grant type; repeat for several ("+strings.Join(oauth.SupportedGrantTypes, ", ")+"; default authorization_code)")
 	f.StringVar(&m.Scope, "scope", "", "space-separated scopes the client may request")
-	f.StringArrayVar(&m.RedirectURIs, "redirect-uri", nil, "redirect URI; repeat for several")
+	f.StringArrayVar(&m.RedirectURIs, "redirect-uri", nil, "redirect URI, matched exactly; repeat for several (required for authorization_code)")
+	f.StringArrayVar(&m.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "where RP-initiated logout may send the browser back to; repeat for several")
 	f.StringArrayVar(&m.Audience, "audience", nil, "audience the client may request; repeat for several")
 	f.StringVar(&m.TokenEndpointAuthMethod, "auth-method", "", "token_endpoint_auth_method: client_secret_basic (default), client_secret_post or none")
+	f.BoolVar(&m.SkipConsent, "skip-consent", false, "never show the consent page (skip_consent: first-party clients only)")
+	f.BoolVar(&m.AllowIntrospection, "allow-introspection", false, "may introspect any token, not only its own (allow_introspection: resource servers)")
+	f.BoolVar(&m.RequirePAR, "require-par", false, "authorization requests must be pushed to /oauth2/par first (require_pushed_authorization_requests, RFC 9126)")
 	f.BoolVar(&asJSON, "json", false, "print the registered metadata as JSON")
 	addFlags(f, false)
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -29,9 +30,111 @@ func getJSON(t *testing.T, url string, v any) *http.Response {
 	return resp
 }
 
+// endpointProbe is how an advertised endpoint answers a request that carries
+// no parameters and no credentials: proof that it exists (an unknown path
+// answers 404 not_found) and is the endpoint its name promises.
+type endpointProbe struct {
+	path   string // the contract's path under the issuer
+	method string
+	status []int // acceptable answers
+	json   bool  // the answer is a JSON object with an "error" member
+	html   bool  // the answer is an HTML page (a browser endpoint)
+}
+
+var endpointProbes = map[string]endpointProbe{
+	"authorization_endpoint": {path: "/oauth2/authorize", method: http.MethodGet, status: []int{http.StatusBadRequest}, html: true},
+	// Without grant_type the request is malformed (400) or, checked first, unauthenticated (401).
+	"token_endpoint":                        {path: "/oauth2/token", method: http.MethodPost, status: []int{http.StatusBadRequest, http.StatusUnauthorized}, json: true},
+	"revocation_endpoint":                   {path: "/oauth2/revoke", method: http.MethodPost, status: []int{http.StatusBadRequest, http.StatusUnauthorized}, json: true},
+	"introspection_endpoint":                {path: "/oauth2/introspect", method: http.MethodPost, status: []int{http.StatusUnauthorized}, json: true},
+	"pushed_authorization_request_endpoint": {path: "/oauth2/par", method: http.MethodPost, status: []int{http.StatusBadRequest, http.StatusUnauthorized}, json: true},
+	"userinfo_endpoint":                     {path: "/userinfo", method: http.MethodGet, status: []int{http.StatusUnauthorized}, json: true},
+	// Without a hint the logout endpoint asks for confirmation (or shows an error page): anything but 404 and 5xx.
+	"end_session_endpoint": {path: "/oauth2/logout", method: http.MethodGet, html: true},
+	"jwks_uri":             {path: "/.well-known/jwks.json", method: http.MethodGet, status: []int{http.StatusOK}},
+}
+
+// probeEndpoint sends p's request to url and checks the answer.
+func probeEndpoint(t *testing.T, name, url string, p endpointProbe) {
+	t.Helper()
+	var body io.Reader
+	if p.method == http.MethodPost {
+		body = strings.NewReader("")
+	}
+	req, err := http.NewRequest(p.method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	// Do not follow redirects: a redirect is an answer of the endpoint itself.
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusNotFound || resp.StatusCode == http.StatusMethodNotAllowed || resp.StatusCode >= 500 {
+		t.Errorf("%s: %s %s answers %d: %s", name, p.method, url, resp.StatusCode, b)
+		return
+	}
+	if len(p.status) > 0 && !slices.Contains(p.status, resp.StatusCode) {
+		t.Errorf("%s: %s %s answers %d, want one of %v: %s", name, p.method, url, resp.StatusCode, p.status, b)
+	}
+	ct := resp.Header.Get("Content-Type")
+	switch {
+	case p.json:
+		var e struct {
+			Error string `json:"error"`
+		}
+		if !strings.HasPrefix(ct, "application/json") || json.Unmarshal(b, &e) != nil || e.Error == "" {
+			t.Errorf("%s: %s %s: want a JSON error, got %s %s", name, p.method, url, ct, b)
+		}
+	case p.html:
+		if !strings.HasPrefix(ct, "text/html") {
+			t.Errorf("%s: %s %s: want an HTML page, got %s %s", name, p.method, url, ct, b)
+		}
+	}
+	assertNoLeak(t, b)
+}
+
+// discoveryList reads a JSON array of strings from a discovery document.
+func discoveryList(t *testing.T, doc map[string]any, key string) []string {
+	t.Helper()
+	raw, ok := doc[key].([]any)
+	if !ok {
+		t.Errorf("%s is %v, want an array of strings", key, doc[key])
+		return nil
+	}
+	out := make([]string, 0, len(raw))
+	for _, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			t.Errorf("%s holds %v, want strings", key, v)
+			continue
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// sameStringSet reports whether a and b hold the same strings, ignoring order.
+func sameStringSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
 func TestDiscoveryAdvertisesOnlyWhatExists(t *testing.T) {
 	ts := startServer(t, storagetest.Backends(t)[0].NewDSN(t), nil)
-	for _, path := range []string{"/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+	// Endpoints each document must advertise; the OpenID document adds
+	// userinfo and end_session (OpenID Connect Discovery 1.0 §3 fields).
+	oauthEndpoints := []string{"authorization_endpoint", "token_endpoint", "jwks_uri", "revocation_endpoint", "introspection_endpoint", "pushed_authorization_request_endpoint"}
+	oidcEndpoints := append(slices.Clone(oauthEndpoints), "userinfo_endpoint", "end_session_endpoint")
+	for path, required := range map[string][]string{"/.well-known/openid-configuration": oidcEndpoints, "/.well-known/oauth-authorization-server": oauthEndpoints} {
 		t.Run(path, func(t *testing.T) {
 			var doc map[string]any
 			resp := getJSON(t, ts.PublicURL+path, &doc)
@@ -41,38 +144,79 @@ func TestDiscoveryAdvertisesOnlyWhatExists(t *testing.T) {
 			if doc["issuer"] != ts.PublicURL {
 				t.Errorf("issuer %v, want %s", doc["issuer"], ts.PublicURL)
 			}
+			for _, k := range required {
+				if _, ok := doc[k]; !ok {
+					t.Errorf("%s is not advertised", k)
+				}
+			}
+			// Every advertised endpoint is where the contract puts it and exists.
 			for k, v := range doc {
+				if !strings.HasSuffix(k, "_endpoint") && k != "jwks_uri" {
+					continue
+				}
 				s, ok := v.(string)
-				if !ok || !strings.HasSuffix(k, "_endpoint") && k != "jwks_uri" {
+				if !ok {
+					t.Errorf("%s = %v is not a string", k, v)
 					continue
 				}
-				if !strings.HasPrefix(s, ts.PublicURL+"/") {
-					t.Errorf("%s = %s is not under the issuer", k, s)
+				p, known := endpointProbes[k]
+				if !known {
+					t.Errorf("advertises %s = %s, which this test does not know: add a probe for it", k, s)
 					continue
 				}
-				// The endpoint exists: anything but 404 (the token endpoint answers GET with 405).
-				r, err := http.Get(strings.Replace(s, ts.PublicURL, ts.PublicURL, 1))
-				if err != nil {
-					t.Fatal(err)
+				if want := ts.PublicURL + p.path; s != want {
+					t.Errorf("%s = %s, want %s", k, s, want)
+					continue
 				}
-				r.Body.Close()
-				if r.StatusCode == http.StatusNotFound {
-					t.Errorf("%s advertised at %s but answers 404", k, s)
-				}
+				probeEndpoint(t, k, s, p)
 			}
-			grants, _ := doc["grant_types_supported"].([]any)
-			for _, g := range grants {
-				if g == "password" || g == "implicit" {
-					t.Errorf("advertises %v", g)
-				}
+
+			// The values match what the server does (the contract).
+			if got, want := discoveryList(t, doc, "grant_types_supported"), []string{"authorization_code", "client_credentials", "refresh_token"}; !sameStringSet(got, want) {
+				t.Errorf("grant_types_supported %v, want %v", got, want)
 			}
-			for _, absent := range []string{"authorization_endpoint", "introspection_endpoint", "revocation_endpoint", "userinfo_endpoint"} {
-				if _, ok := doc[absent]; ok {
-					t.Errorf("advertises %s, which does not exist yet", absent)
+			if got := discoveryList(t, doc, "response_types_supported"); !slices.Equal(got, []string{"code"}) {
+				t.Errorf("response_types_supported %v, want [code] (no implicit or hybrid flows)", got)
+			}
+			if got := discoveryList(t, doc, "response_modes_supported"); !slices.Equal(got, []string{"query"}) {
+				t.Errorf("response_modes_supported %v, want [query]", got)
+			}
+			if got := discoveryList(t, doc, "code_challenge_methods_supported"); !slices.Equal(got, []string{"S256"}) {
+				t.Errorf("code_challenge_methods_supported %v, want [S256] (plain is refused)", got)
+			}
+			if doc["authorization_response_iss_parameter_supported"] != true {
+				t.Errorf("authorization_response_iss_parameter_supported = %v, want true (RFC 9207)", doc["authorization_response_iss_parameter_supported"])
+			}
+			if got, want := discoveryList(t, doc, "token_endpoint_auth_methods_supported"), []string{"client_secret_basic", "client_secret_post", "none"}; !sameStringSet(got, want) {
+				t.Errorf("token_endpoint_auth_methods_supported %v, want %v", got, want)
+			}
+			// Introspection needs an authenticated client: never "none".
+			if got, want := discoveryList(t, doc, "introspection_endpoint_auth_methods_supported"), []string{"client_secret_basic", "client_secret_post"}; !sameStringSet(got, want) {
+				t.Errorf("introspection_endpoint_auth_methods_supported %v, want %v", got, want)
+			}
+			if got := discoveryList(t, doc, "scopes_supported"); !slices.Contains(got, "openid") || !slices.Contains(got, "offline_access") {
+				t.Errorf("scopes_supported %v lacks openid or offline_access", got)
+			}
+			if path == "/.well-known/openid-configuration" {
+				if got := discoveryList(t, doc, "subject_types_supported"); !slices.Equal(got, []string{"public"}) {
+					t.Errorf("subject_types_supported %v, want [public]", got)
+				}
+				if got := discoveryList(t, doc, "id_token_signing_alg_values_supported"); !slices.Equal(got, []string{"RS256"}) {
+					t.Errorf("id_token_signing_alg_values_supported %v, want [RS256] (the default)", got)
 				}
 			}
 		})
 	}
+	t.Run("an unknown path answers 404, so the probes above mean something", func(t *testing.T) {
+		resp, err := http.Get(ts.PublicURL + "/oauth2/does-not-exist")
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Errorf("unknown path: %d, want 404", resp.StatusCode)
+		}
+	})
 	t.Run("issuer not taken from Host or X-Forwarded headers", func(t *testing.T) {
 		req, _ := http.NewRequest("GET", ts.PublicURL+"/.well-known/openid-configuration", nil)
 		req.Host = "evil.example"

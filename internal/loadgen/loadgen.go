@@ -10,6 +10,15 @@
 // once and re-sent; there net/http itself still allocates per request. Either
 // way response bodies go into a per-worker buffer, latencies into a
 // per-worker histogram (no allocation), and nothing is logged per request.
+//
+// A Spec is static (the same request over and over) unless it has a
+// Stepper: then each worker keeps its own state (a Step) that makes the
+// body of each request and reads each answer, e.g. to send the refresh
+// token the previous answer carried. With Then, one iteration is a short
+// sequence of requests (e.g. an authorization request, then the exchange of
+// the code it answered with). The raw client keeps its no-allocation path
+// for static specs; for a step it renders the new body and its
+// Content-Length into a reused per-worker buffer.
 package loadgen
 
 import (
@@ -38,6 +47,51 @@ type Spec struct {
 	Status int
 	// BodyContains, when set, must occur in the response body.
 	BodyContains []byte
+	// Capture names a response header field whose value a Step receives
+	// in Answer.Header (the first field of that name), e.g. Location.
+	Capture string
+
+	// Then lists further requests of each iteration, sent in order after
+	// this one, on the same connection with the raw client (so to the same
+	// host and port). Each has its own Method, URL, Header, Body, Status,
+	// BodyContains and Capture; their Name, Then and Stepper are ignored.
+	// An iteration succeeds when all its requests do; it is what Result
+	// counts, and its latency runs from the start of its first request to
+	// the end of its last answer.
+	Then []Spec
+	// Stepper, when set, makes the requests stateful: the Sender of worker
+	// w (0 ≤ w < Concurrency; NewSender and NewRawSender take worker 0's)
+	// asks Stepper(w) once for its Step. Stepper must return the same Step
+	// for a worker every time it is asked if the state is to carry over
+	// from one Sender to another (from a trial request to a Run, say), and
+	// may keep it to read the final state after a Run.
+	Stepper func(worker int) Step
+}
+
+// Step is one worker's state in a stateful Spec (see Spec.Stepper). It is
+// used by one goroutine at a time.
+type Step interface {
+	// Body returns the body of request i of the next iteration (0 is the
+	// Spec itself, i ≥ 1 is Spec.Then[i-1]); nil sends that request's own
+	// Body. The bytes are copied before the request is sent: the Step may
+	// overwrite them afterwards.
+	Body(i int) []byte
+	// Observe sees the answer to request i once its status and body
+	// matched the spec. The slices in a are valid only during the call.
+	// An error fails the iteration (error kind "step"); the Step then
+	// keeps whatever state it decides, and the next iteration starts again
+	// at request 0.
+	Observe(i int, a Answer) error
+}
+
+// Answer is a response as a Step sees it.
+type Answer struct {
+	Status int
+	// Header is the value of the request's Capture field; nil when the
+	// request captures none or the response lacks it.
+	Header []byte
+	// Body is the response body (its first MiB).
+	Body []byte
 }
 
 // Config says how hard and how long to drive a Spec.
@@ -157,9 +211,9 @@ func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
 	for i := range workers {
 		var s *Sender
 		if client == ClientRaw {
-			s, err = NewRawSender(runCtx, spec, cfg.Grace)
+			s, err = newRawSender(runCtx, spec, cfg.Grace, i)
 		} else {
-			s, err = NewSender(runCtx, spec, rt)
+			s, err = newSender(runCtx, spec, rt, i)
 		}
 		if err != nil {
 			return nil, err
@@ -223,6 +277,7 @@ const (
 	kindTransport
 	kindBody
 	kindTimeout
+	kindStep
 )
 
 func (k errKind) String() string {
@@ -235,6 +290,8 @@ func (k errKind) String() string {
 		return "unexpected body"
 	case kindTimeout:
 		return "timeout"
+	case kindStep:
+		return "step"
 	}
 	return "ok"
 }
@@ -287,64 +344,133 @@ func (w *worker) run(ctx context.Context, measureFrom, end time.Time, keepGoing 
 	}
 }
 
-// Sender sends one Spec's request repeatedly, one at a time, with net/http
-// (NewSender) or the raw client (NewRawSender). It is not safe for
-// concurrent use: give each goroutine its own.
+// Sender sends one Spec's request (or iteration of requests, see
+// Spec.Then) repeatedly, one at a time, with net/http (NewSender) or the raw
+// client (NewRawSender). It is not safe for concurrent use: give each
+// goroutine its own.
 type Sender struct {
-	spec Spec
-	path string // of the URL, for messages
+	parts []part // the iteration's requests: the Spec, then its Then
+	step  Step   // nil for a static Spec
+	cur   int    // the request in flight, or the one that failed
 
 	// net/http
-	rt  http.RoundTripper
-	req *http.Request
-	buf []byte
-	n   int // bytes of the last response body in buf
+	rt       http.RoundTripper
+	buf      []byte
+	n        int    // bytes of the last response body in buf
+	captured []byte // value of the last response's Capture field
+	hasCap   bool
 
 	// raw
-	raw *rawClient
+	raw  *rawClient
+	wbuf []byte // a request with a Step's body, rendered for the raw client
+}
+
+// part is one request of an iteration.
+type part struct {
+	spec    Spec
+	path    string        // of the URL, for messages
+	req     *http.Request // net/http
+	getBody func() (io.ReadCloser, error)
+	full    []byte // raw: the whole request, with the spec's Body
+	head    []byte // raw: request line and header fields, without framing
+	capture []byte // raw: the Capture field name
+}
+
+// parts returns spec and its Then, with defaults, as the requests of an
+// iteration.
+func parts(spec Spec) []part {
+	ps := []part{{spec: withDefaults(spec)}}
+	for _, t := range spec.Then {
+		t.Name, t.Then, t.Stepper = spec.Name, nil, nil
+		ps = append(ps, part{spec: withDefaults(t)})
+	}
+	return ps
 }
 
 // NewSender prepares spec's request for net/http, sent through rt.
-// Requests carry ctx.
+// Requests carry ctx. A stateful spec gets worker 0's Step.
 func NewSender(ctx context.Context, spec Spec, rt http.RoundTripper) (*Sender, error) {
-	spec = withDefaults(spec)
-	req, err := http.NewRequestWithContext(ctx, spec.Method, spec.URL, nil)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+	return newSender(ctx, spec, rt, 0)
+}
+
+func newSender(ctx context.Context, spec Spec, rt http.RoundTripper, worker int) (*Sender, error) {
+	s := &Sender{parts: parts(spec), rt: rt, buf: make([]byte, 4096)}
+	for i := range s.parts {
+		p := &s.parts[i]
+		req, err := http.NewRequestWithContext(ctx, p.spec.Method, p.spec.URL, nil)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+		}
+		if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+			return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, p.spec.URL)
+		}
+		req.Header = p.spec.Header.Clone()
+		if req.Header == nil {
+			req.Header = http.Header{}
+		}
+		p.req, p.path = req, req.URL.Path
+		if body := p.spec.Body; len(body) > 0 {
+			p.getBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
+		}
 	}
-	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
-		return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, spec.URL)
+	if spec.Stepper != nil {
+		s.step = spec.Stepper(worker)
 	}
-	req.Header = spec.Header.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
-	}
-	if len(spec.Body) > 0 {
-		body := spec.Body
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
-	}
-	return &Sender{spec: spec, path: req.URL.Path, rt: rt, req: req, buf: make([]byte, 4096)}, nil
+	return s, nil
 }
 
 // NewRawSender prepares spec's request for the raw HTTP/1.1 client (http://
 // URLs only). The sender keeps one connection, dialled on first use; each
 // request must be answered within timeout (0 means 10s), and ctx being done
-// interrupts a request in flight. Close the sender when done.
+// interrupts a request in flight. Close the sender when done. A stateful
+// spec gets worker 0's Step.
 func NewRawSender(ctx context.Context, spec Spec, timeout time.Duration) (*Sender, error) {
-	spec = withDefaults(spec)
-	u, err := url.Parse(spec.URL)
+	return newRawSender(ctx, spec, timeout, 0)
+}
+
+func newRawSender(ctx context.Context, spec Spec, timeout time.Duration, worker int) (*Sender, error) {
+	s := &Sender{parts: parts(spec)}
+	addr := ""
+	for i := range s.parts {
+		p := &s.parts[i]
+		u, err := url.Parse(p.spec.URL)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+		}
+		if u.Scheme != "http" && u.Scheme != "https" {
+			return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, p.spec.URL)
+		}
+		a, err := rawAddr(u)
+		if err != nil {
+			return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+		}
+		if i == 0 {
+			addr = a
+		} else if a != addr {
+			return nil, fmt.Errorf("loadgen: %s: the raw client sends an iteration over one connection, but %s is not on %s", spec.Name, p.spec.URL, addr)
+		}
+		if p.head, err = buildHead(p.spec, u); err != nil {
+			return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
+		}
+		p.full = appendFraming(bytes.Clone(p.head), p.spec.Method, p.spec.Body)
+		p.path = u.Path
+		if p.spec.Capture != "" {
+			if bad(p.spec.Capture, true) {
+				return nil, fmt.Errorf("loadgen: %s: Capture %q is not a header field name", spec.Name, p.spec.Capture)
+			}
+			p.capture = []byte(p.spec.Capture)
+		}
+	}
+	raw, err := newRawClient(ctx, addr, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("loadgen: %s: URL %q is not http(s)", spec.Name, spec.URL)
+	raw.req, raw.head = s.parts[0].full, s.parts[0].spec.Method == http.MethodHead
+	s.raw = raw
+	if spec.Stepper != nil {
+		s.step = spec.Stepper(worker)
 	}
-	raw, err := newRawClient(ctx, spec, u, timeout)
-	if err != nil {
-		return nil, fmt.Errorf("loadgen: %s: %w", spec.Name, err)
-	}
-	return &Sender{spec: spec, path: u.Path, raw: raw}, nil
+	return s, nil
 }
 
 func withDefaults(spec Spec) Spec {
@@ -373,8 +499,23 @@ func (s *Sender) body() []byte {
 	return s.buf[:s.n]
 }
 
-// Do sends the request once and checks the answer; the error says what was
-// wrong (with the start of the body when the status or body was).
+// header is the value of the last response's Capture field, or nil.
+func (s *Sender) header() []byte {
+	if s.raw != nil {
+		if s.raw.rr.hasCap {
+			return s.raw.rr.captured
+		}
+		return nil
+	}
+	if s.hasCap {
+		return s.captured
+	}
+	return nil
+}
+
+// Do sends the request (every request of an iteration) once and checks the
+// answers; the error says what was wrong (with the start of the body when
+// the status or body was).
 func (s *Sender) Do() error {
 	kind, err := s.do()
 	if kind.class == kindNone {
@@ -386,18 +527,62 @@ func (s *Sender) Do() error {
 // maxBody bounds how much of a response is kept; the rest is discarded.
 const maxBody = 1 << 20
 
+// do runs one iteration: each request in turn, each answer checked and,
+// for a stateful spec, shown to the Step.
 func (s *Sender) do() (errKind, error) {
-	if s.raw != nil {
-		return s.doRaw()
+	for i := range s.parts {
+		s.cur = i
+		var body []byte
+		if s.step != nil {
+			body = s.step.Body(i)
+		}
+		var kind errKind
+		var err error
+		if s.raw != nil {
+			kind, err = s.doRaw(&s.parts[i], body)
+		} else {
+			kind, err = s.doNetHTTP(&s.parts[i], body)
+		}
+		if kind.class != kindNone {
+			return kind, err
+		}
+		if s.step != nil {
+			a := Answer{Status: s.parts[i].spec.Status, Header: s.header(), Body: s.body()}
+			if err := s.step.Observe(i, a); err != nil {
+				return errKind{class: kindStep}, err
+			}
+		}
 	}
-	if len(s.spec.Body) > 0 {
+	return errKind{}, nil
+}
+
+func (s *Sender) doNetHTTP(p *part, body []byte) (errKind, error) {
+	req := p.req
+	getBody := p.getBody
+	if body == nil {
+		body = p.spec.Body
+	} else {
+		// The Step may reuse its bytes once Body is called again, and the
+		// transport may still be reading these then.
+		body = bytes.Clone(body)
+		getBody = func() (io.ReadCloser, error) { return &bodyReader{b: body}, nil }
+	}
+	if len(body) > 0 {
 		// A fresh reader per request (one small allocation): the transport
 		// may still be reading the previous body when the answer arrives.
-		s.req.Body = &bodyReader{b: s.spec.Body}
+		req.Body, req.ContentLength, req.GetBody = &bodyReader{b: body}, int64(len(body)), getBody
+	} else {
+		req.Body, req.ContentLength, req.GetBody = nil, 0, nil
 	}
-	resp, err := s.rt.RoundTrip(s.req)
+	resp, err := s.rt.RoundTrip(req)
 	if err != nil {
 		return errKind{class: kindTransport}, err
+	}
+	s.hasCap = false
+	if p.spec.Capture != "" {
+		if v := resp.Header.Values(p.spec.Capture); len(v) > 0 {
+			s.captured, s.hasCap = append(s.captured[:0], v[0]...), true
+		}
 	}
 	s.n = 0
 	for {
@@ -422,25 +607,33 @@ func (s *Sender) do() (errKind, error) {
 		}
 	}
 	resp.Body.Close()
-	return s.check(resp.StatusCode)
+	return s.check(p, resp.StatusCode)
 }
 
-func (s *Sender) doRaw() (errKind, error) {
+func (s *Sender) doRaw(p *part, body []byte) (errKind, error) {
+	if body == nil {
+		s.raw.req = p.full
+	} else {
+		s.wbuf = appendFraming(append(s.wbuf[:0], p.head...), p.spec.Method, body)
+		s.raw.req = s.wbuf
+	}
+	s.raw.head = p.spec.Method == http.MethodHead
+	s.raw.rr.capture = p.capture
 	if err := s.raw.do(); err != nil {
 		if isTimeout(err) && s.raw.ctx.Err() == nil {
 			return errKind{class: kindTimeout}, err
 		}
 		return errKind{class: kindTransport}, err
 	}
-	return s.check(s.raw.rr.status)
+	return s.check(p, s.raw.rr.status)
 }
 
-// check judges a complete answer.
-func (s *Sender) check(status int) (errKind, error) {
-	if status != s.spec.Status {
+// check judges a complete answer to p.
+func (s *Sender) check(p *part, status int) (errKind, error) {
+	if status != p.spec.Status {
 		return errKind{class: kindStatus, status: status}, nil
 	}
-	if len(s.spec.BodyContains) > 0 && !bytes.Contains(s.body(), s.spec.BodyContains) {
+	if len(p.spec.BodyContains) > 0 && !bytes.Contains(s.body(), p.spec.BodyContains) {
 		return errKind{class: kindBody}, nil
 	}
 	return errKind{}, nil
@@ -448,13 +641,14 @@ func (s *Sender) check(status int) (errKind, error) {
 
 // describe explains a failure of the last request (allocates; failures only).
 func (s *Sender) describe(kind errKind, err error) string {
+	spec, path := s.parts[s.cur].spec, s.parts[s.cur].path
 	switch kind.class {
 	case kindStatus, kindBody:
 		var msg string
 		if kind.class == kindStatus {
-			msg = fmt.Sprintf("%s %s: %s, want %d", s.spec.Method, s.path, kind, s.spec.Status)
+			msg = fmt.Sprintf("%s %s: %s, want %d", spec.Method, path, kind, spec.Status)
 		} else {
-			msg = fmt.Sprintf("%s %s: body lacks %q", s.spec.Method, s.path, s.spec.BodyContains)
+			msg = fmt.Sprintf("%s %s: body lacks %q", spec.Method, path, spec.BodyContains)
 		}
 		body := s.body()
 		if body := strings.TrimSpace(string(body[:min(len(body), 300)])); body != "" {
@@ -463,11 +657,13 @@ func (s *Sender) describe(kind errKind, err error) string {
 		return msg
 	case kindTimeout:
 		if err != errOverrun && s.raw != nil {
-			return fmt.Sprintf("%s %s: no answer within %v", s.spec.Method, s.path, s.raw.timeout)
+			return fmt.Sprintf("%s %s: no answer within %v", spec.Method, path, s.raw.timeout)
 		}
-		return fmt.Sprintf("%s %s: no answer by the end of the grace period", s.spec.Method, s.path)
+		return fmt.Sprintf("%s %s: no answer by the end of the grace period", spec.Method, path)
+	case kindStep:
+		return fmt.Sprintf("%s %s: answer refused by the scenario: %v", spec.Method, path, err)
 	}
-	return fmt.Sprintf("%s %s: %v", s.spec.Method, s.path, err)
+	return fmt.Sprintf("%s %s: %v", spec.Method, path, err)
 }
 
 // bodyReader is a request body over shared bytes.

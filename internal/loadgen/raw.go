@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -99,6 +100,13 @@ type respReader struct {
 	started bool // some byte of the response arrived
 
 	hdr int // header bytes read so far in the current block
+
+	// capture names a header field to keep (nil: none); captured holds the
+	// value of its first occurrence in the last final response, when
+	// hasCap.
+	capture  []byte
+	captured []byte
+	hasCap   bool
 }
 
 func newRespReader(r io.Reader) *respReader {
@@ -110,7 +118,7 @@ func (rr *respReader) body() []byte { return rr.buf[:rr.n] }
 // read reads one whole response to a request; head says the request was
 // HEAD (so the response has no body whatever its header says).
 func (rr *respReader) read(head bool) error {
-	rr.status, rr.n, rr.close, rr.started = 0, 0, false, false
+	rr.status, rr.n, rr.close, rr.started, rr.hasCap = 0, 0, false, false, false
 	for interim := 0; ; interim++ {
 		if interim > maxInterim {
 			return malformed("more than %d interim (1xx) responses", maxInterim)
@@ -124,6 +132,7 @@ func (rr *respReader) read(head bool) error {
 		if !ok {
 			return malformed("status line %q", truncate(line, 60))
 		}
+		rr.hasCap = false // only the final response's field counts
 		h, err := rr.header()
 		if err != nil {
 			return err
@@ -231,6 +240,9 @@ func (rr *respReader) header() (respHeader, error) {
 			return h, malformed("header line %q", truncate(line, 60))
 		}
 		name, value := line[:i], bytes.Trim(line[i+1:], " \t")
+		if rr.capture != nil && !rr.hasCap && bytes.EqualFold(name, rr.capture) {
+			rr.captured, rr.hasCap = append(rr.captured[:0], value...), true
+		}
 		switch {
 		case bytes.EqualFold(name, hContentLength):
 			n, ok := parseLength(value)
@@ -410,14 +422,15 @@ func truncate(b []byte, n int) string {
 	return string(b)
 }
 
-// rawClient sends one prepared request over its own connection, which it
-// dials on first use and again after the server closed it or it failed.
+// rawClient sends a prepared request (req, set by its Sender before each
+// request) over its own connection, which it dials on first use and again
+// after the server closed it or it failed.
 type rawClient struct {
 	ctx     context.Context
 	stop    func() bool // unregisters interrupt from ctx
 	addr    string      // host:port to dial
 	req     []byte      // the whole request
-	head    bool
+	head    bool        // req is a HEAD request
 	timeout time.Duration
 	dialer  net.Dialer
 	rr      *respReader
@@ -434,28 +447,28 @@ type connReader struct{ c *rawClient }
 
 func (r connReader) Read(p []byte) (int, error) { return r.c.conn.Read(p) }
 
-// newRawClient prepares spec's request for the raw client.
-func newRawClient(ctx context.Context, spec Spec, u *url.URL, timeout time.Duration) (*rawClient, error) {
+// rawAddr is the host:port the raw client dials for u.
+func rawAddr(u *url.URL) (string, error) {
 	if u.Scheme != "http" {
-		return nil, fmt.Errorf("the raw client speaks plain http only, not %s://", u.Scheme)
+		return "", fmt.Errorf("the raw client speaks plain http only, not %s://", u.Scheme)
 	}
 	if u.Host == "" {
-		return nil, errors.New("URL has no host")
-	}
-	req, err := buildRequest(spec, u)
-	if err != nil {
-		return nil, err
+		return "", errors.New("URL has no host")
 	}
 	port := u.Port()
 	if port == "" {
 		port = "80"
 	}
+	return net.JoinHostPort(u.Hostname(), port), nil
+}
+
+// newRawClient returns a client for addr; set req before do.
+func newRawClient(ctx context.Context, addr string, timeout time.Duration) (*rawClient, error) {
 	if timeout <= 0 {
 		timeout = defaultTimeout
 	}
 	c := &rawClient{
-		ctx: ctx, addr: net.JoinHostPort(u.Hostname(), port), req: req, timeout: timeout,
-		head:   spec.Method == http.MethodHead,
+		ctx: ctx, addr: addr, timeout: timeout,
 		dialer: net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second},
 	}
 	c.rr = newRespReader(connReader{c})
@@ -463,9 +476,9 @@ func newRawClient(ctx context.Context, spec Spec, u *url.URL, timeout time.Durat
 	return c, nil
 }
 
-// buildRequest renders the request once: request line, Host, the spec's
-// header fields in name order, User-Agent, Content-Length and the body.
-func buildRequest(spec Spec, u *url.URL) ([]byte, error) {
+// buildHead renders the request line, Host, the spec's header fields in
+// name order and User-Agent; appendFraming adds the rest.
+func buildHead(spec Spec, u *url.URL) ([]byte, error) {
 	var b bytes.Buffer
 	target := u.RequestURI()
 	if bad(spec.Method, true) || strings.ContainsAny(target, " \r\n") {
@@ -498,15 +511,23 @@ func buildRequest(spec Spec, u *url.URL) ([]byte, error) {
 	if !ua {
 		b.WriteString("User-Agent: oauthd-bench\r\n")
 	}
-	switch {
-	case len(spec.Body) > 0:
-		fmt.Fprintf(&b, "Content-Length: %d\r\n", len(spec.Body))
-	case spec.Method == http.MethodPost || spec.Method == http.MethodPut || spec.Method == http.MethodPatch:
-		b.WriteString("Content-Length: 0\r\n")
-	}
-	b.WriteString("\r\n")
-	b.Write(spec.Body)
 	return b.Bytes(), nil
+}
+
+// appendFraming appends to a request head its Content-Length (for a body,
+// and 0 for a POST, PUT or PATCH without one), the empty line and body. It
+// allocates only when dst must grow.
+func appendFraming(dst []byte, method string, body []byte) []byte {
+	switch {
+	case len(body) > 0:
+		dst = append(dst, "Content-Length: "...)
+		dst = strconv.AppendInt(dst, int64(len(body)), 10)
+		dst = append(dst, "\r\n"...)
+	case method == http.MethodPost || method == http.MethodPut || method == http.MethodPatch:
+		dst = append(dst, "Content-Length: 0\r\n"...)
+	}
+	dst = append(dst, "\r\n"...)
+	return append(dst, body...)
 }
 
 // bad reports a method or header name that is not a token, or a header
