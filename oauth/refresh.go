@@ -2,6 +2,7 @@ package oauth
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"time"
 
@@ -74,6 +75,26 @@ func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosit
 		return errRefreshInvalid
 	}
 	sig := h.p.hmac.RefreshTokenSignature(ctx, token)
+	if len(r.GetRequestedScopes()) > 0 {
+		// A scope the grant does not cover is refused before rotating: the
+		// refused request must leave the client's token as it was, or its
+		// next refresh (after the reuse window) would be taken for theft.
+		// Only an active token of this client is checked here; any other
+		// goes on to the rotation, so that reuse detection still runs.
+		row, err := h.store.GetRefreshToken(ctx, sig)
+		switch {
+		case err == nil && row.State == storage.TokenActive && row.ClientID == client.GetID():
+			orig, err := decodeRequest(ctx, row.RequestData, h.p.fstore)
+			if err != nil {
+				return storageErr(err)
+			}
+			if _, err := refreshScopes(orig, client, r.GetRequestedScopes()); err != nil {
+				return err
+			}
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			return storageErr(err)
+		}
+	}
 	cfg := h.p.cfg
 	now := time.Now().UTC()
 	var child string
@@ -117,23 +138,12 @@ func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosit
 		return storageErr(err)
 	}
 	sess := orig.GetSession().(*Session)
-	// The grant's scopes must still be allowed for the client (it may have
-	// lost some since); a narrower scope may be asked for (RFC 6749 §6).
-	granted := orig.GetGrantedScopes()
-	for _, sc := range granted {
-		if !client.GetScopes().Has(sc) {
-			return &oauthError{Status: http.StatusBadRequest, Code: "invalid_scope",
-				Description: "The client is no longer allowed scope '" + sanitizeDescription(sc) + "'."}
-		}
-	}
-	if asked := r.GetRequestedScopes(); len(asked) > 0 {
-		for _, sc := range asked {
-			if !granted.Has(sc) {
-				return &oauthError{Status: http.StatusBadRequest, Code: "invalid_scope",
-					Description: "Scope '" + sanitizeDescription(sc) + "' was not granted."}
-			}
-		}
-		granted = asked
+	granted, err := refreshScopes(orig, client, r.GetRequestedScopes())
+	if err != nil {
+		// After a rotation this is reached only when the client has lost a
+		// scope of the grant since it was given (asked scopes were checked
+		// above): such a grant cannot be refreshed any more anyway.
+		return err
 	}
 	for _, sc := range granted {
 		r.GrantScope(sc)
@@ -152,6 +162,29 @@ func (h *refreshHandler) HandleTokenEndpointRequest(ctx context.Context, r fosit
 	sess.refreshToken = child
 	r.SetSession(sess)
 	return nil
+}
+
+// refreshScopes returns the scopes a refresh of the grant orig gets: the
+// grant's scopes, each of which must still be allowed for the client (it
+// may have lost some since), or the narrower set asked for (RFC 6749 §6).
+func refreshScopes(orig fosite.Requester, client fosite.Client, asked fosite.Arguments) (fosite.Arguments, error) {
+	granted := orig.GetGrantedScopes()
+	for _, sc := range granted {
+		if !client.GetScopes().Has(sc) {
+			return nil, &oauthError{Status: http.StatusBadRequest, Code: "invalid_scope",
+				Description: "The client is no longer allowed scope '" + sanitizeDescription(sc) + "'."}
+		}
+	}
+	if len(asked) == 0 {
+		return granted, nil
+	}
+	for _, sc := range asked {
+		if !granted.Has(sc) {
+			return nil, &oauthError{Status: http.StatusBadRequest, Code: "invalid_scope",
+				Description: "Scope '" + sanitizeDescription(sc) + "' was not granted."}
+		}
+	}
+	return asked, nil
 }
 
 func (h *refreshHandler) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {

@@ -144,6 +144,12 @@ func TestSignInPKCE(t *testing.T) {
 			if c := jwtPayload(t, tok2.AccessToken); c["client_id"] != pc.ID || c["sub"] != f.userID {
 				t.Errorf("refreshed access token claims %v", c)
 			}
+			// A public client revokes its own refresh token by client_id.
+			if status, body := f.revokeAs(t, pc, tok2.RefreshToken); status != http.StatusOK {
+				t.Fatalf("public client revokes its refresh token: %d %s", status, body)
+			}
+			wantOAuthError(t, "refresh after revocation", f.tokenAs(t, pc, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {tok2.RefreshToken}}),
+				http.StatusBadRequest, "invalid_grant")
 		})
 	})
 }
@@ -408,6 +414,11 @@ func TestSignInPromptAndMaxAge(t *testing.T) {
 		t1 := idAuthTime(t, first)
 		logins := func() int { return a.Pages["login"] }
 
+		t.Run("prompt=none without consent", func(t *testing.T) {
+			u, _ := f.authURL(url.Values{"prompt": {"none"}, "scope": {"openid api:read"}})
+			f.wantErrorRedirect(t, "prompt=none", a.send(http.MethodGet, u, nil, nil), f.redirect, "state-0123456789", "consent_required")
+		})
+
 		t.Run("prompt=none with a session", func(t *testing.T) {
 			pages := a.Pages["login"] + a.Pages["consent"]
 			g := f.signIn(t, a, oauth2.SetAuthURLParam("prompt", "none"))
@@ -506,10 +517,9 @@ func TestSignInPAR(t *testing.T) {
 			other := f.ts.createClient(map[string]any{"client_name": "Other", "redirect_uris": []string{testRedirect},
 				"grant_types": []string{"authorization_code"}, "scope": "openid"})
 			u := f.ts.PublicURL + "/oauth2/authorize?" + url.Values{"client_id": {other.ID}, "request_uri": {m["request_uri"].(string)}}.Encode()
-			p := a.send(http.MethodGet, u, nil, nil)
-			if loc := p.location(); loc != nil && loc.Query().Has("code") {
-				t.Fatalf("another client's request_uri gave a code: %s", loc)
-			}
+			// RFC 9126 §4: client_id must match the pushed request's. The
+			// error goes to the pushing client's validated redirect URI.
+			f.wantErrorRedirect(t, "another client's request_uri", a.send(http.MethodGet, u, nil, nil), f.redirect, "state-0123456789", "invalid_request")
 		})
 		t.Run("no client authentication", func(t *testing.T) {
 			params, _ := pushParams(f.client, "openid offline_access")

@@ -257,6 +257,22 @@ func TestSignInPageSecurityHeaders(t *testing.T) {
 		if !seen[sessionCookie] || !seen[csrfCookie] {
 			t.Errorf("cookies seen %v, want %s and %s", seen, sessionCookie, csrfCookie)
 		}
+
+		t.Run("https issuer", func(t *testing.T) {
+			// Served over plain http here, but the issuer decides: Secure
+			// and the __Host- prefix.
+			ts := startServer(t, b.NewDSN(t), map[string]string{"OAUTHD_ISSUER": "https://login.example"})
+			resp, err := http.Get(ts.PublicURL + "/login")
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			cs := resp.Cookies()
+			if len(cs) != 1 || cs[0].Name != "__Host-"+csrfCookie || !cs[0].Secure || !cs[0].HttpOnly ||
+				cs[0].SameSite != http.SameSiteLaxMode || cs[0].Path != "/" || cs[0].Domain != "" {
+				t.Errorf("login page cookies on an https issuer: %q", resp.Header.Values("Set-Cookie"))
+			}
+		})
 	})
 }
 
@@ -303,12 +319,16 @@ func TestSignInLogout(t *testing.T) {
 		t.Run("unregistered post_logout_redirect_uri", func(t *testing.T) {
 			a := newAgent(t, f.ts.PublicURL, testUsername, testPassword)
 			g := f.signIn(t, a)
+			f.ts.createClient(map[string]any{"client_name": "B", "redirect_uris": []string{"http://127.0.0.1:7/cb"},
+				"grant_types": []string{"authorization_code"}, "scope": "openid", "post_logout_redirect_uris": []string{"http://127.0.0.1:7/evil.example"}})
 			cases := map[string]url.Values{
-				"other host":      {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {"https://evil.example/bye"}, "state": {"x"}},
-				"registered+path": {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {bye + "/../evil"}},
-				"trailing slash":  {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {bye + "/"}},
-				"no hint":         {"post_logout_redirect_uri": {bye}},
-				"client_id only":  {"client_id": {"no-such-client"}, "post_logout_redirect_uri": {"https://evil.example/bye"}},
+				"another client's": {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {"http://127.0.0.1:7/evil.example"}},
+				"forged hint":      {"id_token_hint": {g.ID[:len(g.ID)-4] + "AAAA"}, "post_logout_redirect_uri": {bye}},
+				"other host":       {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {"https://evil.example/bye"}, "state": {"x"}},
+				"registered+path":  {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {bye + "/../evil"}},
+				"trailing slash":   {"id_token_hint": {g.ID}, "post_logout_redirect_uri": {bye + "/"}},
+				"no hint":          {"post_logout_redirect_uri": {bye}},
+				"client_id only":   {"client_id": {"no-such-client"}, "post_logout_redirect_uri": {"https://evil.example/bye"}},
 			}
 			for name, q := range cases {
 				wantErrorPage(t, name, a.send(http.MethodGet, logoutURL(q), nil, nil), http.StatusBadRequest, "evil.example")

@@ -89,6 +89,12 @@ func TestSignInCodeReplay(t *testing.T) {
 		if code == "" {
 			t.Fatal("no code")
 		}
+		// Another client cannot redeem it (RFC 6749 §4.1.3), and its try
+		// does not spend the code.
+		other := f.ts.createClient(map[string]any{"client_name": "Other App", "redirect_uris": []string{testRedirect},
+			"grant_types": []string{"authorization_code"}, "scope": "openid profile email offline_access"})
+		wantOAuthError(t, "another client's exchange", f.tokenAs(t, other, url.Values{"grant_type": {"authorization_code"},
+			"code": {code}, "redirect_uri": {f.redirect}, "code_verifier": {verifier}}), http.StatusBadRequest, "invalid_grant")
 		tok, err := f.oauth.Exchange(ctx, code, oauth2.VerifierOption(verifier))
 		if err != nil {
 			t.Fatalf("first exchange: %v", err)
