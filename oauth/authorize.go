@@ -3,6 +3,7 @@ package oauth
 import (
 	"encoding/json"
 	"errors"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/ory/fosite"
 
+	"github.com/oauthd/oauthd/internal/httpx"
 	"github.com/oauthd/oauthd/internal/secret"
 	"github.com/oauthd/oauthd/storage"
 )
@@ -53,6 +55,7 @@ const (
 
 // authorize serves GET and POST /oauth2/authorize.
 func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
+	redirectHeaders(w)
 	if r.Method == http.MethodGet && len(r.URL.Query()) == 1 && r.URL.Query().Has(resumeParam) {
 		pending, err := p.openPending(r.URL.Query().Get(resumeParam))
 		if err != nil {
@@ -63,7 +66,17 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		p.continueAuthorization(w, r, pending, false)
 		return
 	}
+	if r.Method == http.MethodPost && !isURLEncodedForm(r) {
+		// fosite would also read multipart bodies, past our duplicate check.
+		p.browser.RenderError(w, r, http.StatusUnsupportedMediaType, "Invalid request",
+			"The authorization request must be sent as application/x-www-form-urlencoded.")
+		return
+	}
 	if err := r.ParseForm(); err != nil {
+		if httpx.IsTooLarge(err) {
+			p.browser.RenderError(w, r, http.StatusRequestEntityTooLarge, "Invalid request", "The authorization request is too large.")
+			return
+		}
 		p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request", "The authorization request could not be read.")
 		return
 	}
@@ -75,16 +88,43 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 			"The parameter '"+sanitizeDescription(dup)+"' was sent more than once.")
 		return
 	}
-	if r.Form.Has(resumeParam) {
+	switch {
+	case r.Form.Has(resumeParam):
 		p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request", "The parameter 'resume' is reserved.")
 		return
+	case r.Form.Has("request"):
+		p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request", "Request objects are not supported (request_not_supported).")
+		return
+	case len(r.URL.RawQuery)+len(r.PostForm.Encode()) > maxAuthorizeRequest:
+		p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request", "The authorization request is too large.")
+		return
 	}
-	ar, err := p.fosite.NewAuthorizeRequest(r.Context(), r)
+	pushed := r.Form.Has("request_uri")
+	req := r
+	if pushed {
+		if !strings.HasPrefix(r.Form.Get("request_uri"), p.parPrefix) {
+			// Only our own pushed requests; fosite would hand any other
+			// value to its request-object code (and not load a PAR).
+			p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request",
+				"Only request_uri values from this server's pushed authorization request endpoint are supported.")
+			return
+		}
+		// RFC 9126 §4: only the pushed parameters count. fosite would merge
+		// whatever else the link carries (nonce, prompt, scope ...) into
+		// the pushed request, so it sees client_id and request_uri alone.
+		req = r.Clone(r.Context())
+		req.Method = http.MethodGet
+		req.URL = &url.URL{Path: PathAuthorize, RawQuery: url.Values{
+			"client_id": {r.Form.Get("client_id")}, "request_uri": {r.Form.Get("request_uri")}}.Encode()}
+		req.Body, req.Form, req.PostForm = http.NoBody, nil, nil
+		req.Header = r.Header.Clone()
+		req.Header.Del("Content-Type")
+	}
+	ar, err := p.fosite.NewAuthorizeRequest(r.Context(), req)
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
 		return
 	}
-	pushed := r.Form.Get("request_uri") != ""
 	form := cloneForm(ar.GetRequestForm())
 	form.Del("request_uri")
 	pending := &pendingAuthorization{Form: form, RequestedAt: time.Now().UnixNano(), Pushed: pushed}
@@ -93,6 +133,30 @@ func (p *Provider) authorize(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.decide(w, r, ar, pending, false)
+}
+
+// maxAuthorizeRequest bounds the parameters of one authorization request,
+// so that what is sealed through the browser stays well under the limit
+// openPending accepts.
+const maxAuthorizeRequest = 8 << 10
+
+// maxMaxAge is ten years: any larger max_age means "no limit" in practice
+// and would overflow a time.Duration.
+const maxMaxAge = 315360000
+
+// redirectHeaders protect the redirects and pages of the browser-facing
+// endpoints: never framed, never cached (they carry codes and the sealed
+// pending request). Pages rendered by the Browser set their own full set.
+func redirectHeaders(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+}
+
+func isURLEncodedForm(r *http.Request) bool {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	return err == nil && mt == "application/x-www-form-urlencoded"
 }
 
 // continueAuthorization re-parses a pending request and goes on with it.
@@ -140,11 +204,13 @@ func (p *Provider) decide(w http.ResponseWriter, r *http.Request, ar fosite.Auth
 		p.authorizeError(w, r, ar, errTemporarilyUnavailable)
 		return
 	}
-	now := time.Now()
 	requestedAt := time.Unix(0, pending.RequestedAt)
+	// prompt=login and max_age are measured against the request time, as
+	// fosite's checks are: a sign-in after the request satisfies both
+	// (max_age=0 included), and a slow consent step does not count.
 	needLogin := !signedIn ||
 		(has("login") && authTime.Before(requestedAt)) ||
-		(form.Get("max_age") != "" && now.Sub(authTime) > time.Duration(maxAge(form))*time.Second)
+		(form.Get("max_age") != "" && authTime.Add(time.Duration(maxAge(form))*time.Second).Before(requestedAt))
 	if needLogin {
 		if has("none") {
 			p.authorizeError(w, r, ar, fosite.ErrLoginRequired.WithHint("The person is not signed in."))
@@ -192,15 +258,23 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 	for _, sc := range ar.GetRequestedScopes() {
 		ar.GrantScope(sc)
 	}
-	aud := ar.GetRequestedAudience()
+	// aud: the requested audience / RFC 8707 resource values (checked
+	// against the client in checkAuthorizeRequest), else the client's
+	// registered audiences, else the issuer: never empty (RFC 9068 §3).
+	aud := append(fosite.Arguments(nil), ar.GetRequestedAudience()...)
+	aud = append(aud, ar.GetRequestForm()["resource"]...)
 	if len(aud) == 0 {
 		aud = c.GetAudience()
 	}
 	if len(aud) == 0 {
 		aud = fosite.Arguments{p.cfg.Issuer}
 	}
+	seen := map[string]bool{}
 	for _, a := range aud {
-		ar.GrantAudience(a)
+		if !seen[a] {
+			seen[a] = true
+			ar.GrantAudience(a)
+		}
 	}
 	sid := newGrantSessionID()
 	ar.(*fosite.AuthorizeRequest).ID = sid
@@ -239,9 +313,14 @@ func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, ar fosite.A
 
 // consent serves GET /consent (the page) and POST /consent (the decision).
 func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
+	redirectHeaders(w)
 	raw := r.URL.Query().Get(resumeParam)
 	if r.Method == http.MethodPost {
 		if err := r.ParseForm(); err != nil {
+			if httpx.IsTooLarge(err) {
+				p.browser.RenderError(w, r, http.StatusRequestEntityTooLarge, "Invalid request", "The form is too large.")
+				return
+			}
 			p.browser.RenderError(w, r, http.StatusBadRequest, "Invalid request", "The form could not be read.")
 			return
 		}
@@ -328,6 +407,15 @@ func (p *Provider) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed bo
 	if n := form.Get("nonce"); n != "" && (len(n) < 8 || len(n) > 512) {
 		return fosite.ErrInvalidRequest.WithHint("nonce must be 8 to 512 characters.")
 	}
+	for _, res := range form["resource"] {
+		u, err := url.Parse(res)
+		if err != nil || !u.IsAbs() || u.Fragment != "" {
+			return &oauthError{Status: http.StatusBadRequest, Code: "invalid_target", Description: "The resource parameter must be an absolute URI without a fragment."}
+		}
+		if !ar.GetClient().GetAudience().Has(res) {
+			return &oauthError{Status: http.StatusBadRequest, Code: "invalid_target", Description: "The client may not request resource '" + sanitizeDescription(res) + "'."}
+		}
+	}
 	if len(form.Get("state")) > 2048 {
 		return fosite.ErrInvalidRequest.WithHint("state must be at most 2048 characters.")
 	}
@@ -344,8 +432,8 @@ func (p *Provider) checkAuthorizeRequest(ar fosite.AuthorizeRequester, pushed bo
 		}
 	}
 	if v := form.Get("max_age"); v != "" {
-		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 {
-			return fosite.ErrInvalidRequest.WithHint("max_age must be a non-negative integer.")
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 0 || n > maxMaxAge {
+			return fosite.ErrInvalidRequest.WithHint("max_age must be a whole number of seconds from 0 to 315360000.")
 		}
 	}
 	return nil
@@ -430,7 +518,7 @@ func duplicateParam(sets ...url.Values) string {
 	seen := map[string]bool{}
 	for _, set := range sets {
 		for k, vs := range set {
-			if len(vs) > 1 || seen[k] {
+			if (len(vs) > 1 || seen[k]) && !repeatable[k] {
 				return k
 			}
 			seen[k] = true

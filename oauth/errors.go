@@ -37,6 +37,10 @@ func toOAuthError(err error) *oauthError {
 	if errors.As(err, &oe) {
 		return oe
 	}
+	var cu *codeUsedError
+	if errors.As(err, &cu) {
+		return errCodeUsed
+	}
 	if errors.Is(err, errUnavailable) {
 		return errTemporarilyUnavailable
 	}

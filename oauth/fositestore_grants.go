@@ -40,7 +40,14 @@ var (
 	_ fositestorage.Transactional        = (*fositeStore)(nil)
 )
 
-// errCodeUsed answers the loser of two concurrent exchanges of one code.
+// codeUsedError answers the loser of concurrent exchanges of one code:
+// invalid_grant, and (after fosite has rolled back its transaction) the
+// token endpoint revokes the grant the winner started, as for any second
+// use of a code (RFC 6749 §4.1.2).
+type codeUsedError struct{ sessionID string }
+
+func (e *codeUsedError) Error() string { return "oauth: authorization code already used" }
+
 var errCodeUsed = &oauthError{Status: http.StatusBadRequest, Code: "invalid_grant", Description: "The authorization code has already been used."}
 
 // storageErr maps a storage error for fosite: not found is fosite's
@@ -49,7 +56,8 @@ func storageErr(err error) error {
 	switch {
 	case err == nil:
 		return nil
-	case errors.Is(err, storage.ErrNotFound):
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, fosite.ErrNotFound):
+		// (decodeRequest answers fosite.ErrNotFound for a deleted client)
 		return fosite.ErrNotFound
 	case errors.Is(err, errUnavailable):
 		return err
@@ -106,6 +114,11 @@ func (f *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature str
 	if row.UsedAt != nil {
 		return req, fosite.ErrInvalidatedAuthorizeCode
 	}
+	if !time.Now().Before(row.ExpiresAt) {
+		// fosite would notice only in its response step and answer
+		// invalid_request; an expired code is invalid_grant (RFC 6749 §5.2).
+		return nil, fosite.ErrNotFound
+	}
 	return req, nil
 }
 
@@ -144,7 +157,7 @@ func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signat
 	now := time.Now().UTC()
 	switch err := f.store.InvalidateAuthorizationCode(ctx, signature, now); {
 	case errors.Is(err, storage.ErrConflict):
-		return errCodeUsed
+		return &codeUsedError{sessionID: row.SessionID}
 	case err != nil:
 		return storageErr(err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/oauthd/oauthd/internal/httpx"
 	"github.com/oauthd/oauthd/storage"
 )
 
@@ -45,8 +46,13 @@ type idTokenHint struct {
 }
 
 func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
+	redirectHeaders(w)
 	if r.Method == http.MethodPost {
-		if err := r.ParseForm(); err != nil || !p.browser.CheckCSRF(r) {
+		if err := r.ParseForm(); err != nil && httpx.IsTooLarge(err) {
+			p.browser.RenderError(w, r, http.StatusRequestEntityTooLarge, "Invalid request", "The form is too large.")
+			return
+		}
+		if !p.browser.CheckCSRF(r) {
 			p.browser.RenderError(w, r, http.StatusForbidden, "Request refused",
 				"This form has expired or was not sent from this site. Go back and try again.")
 			return
@@ -113,9 +119,20 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		p.browser.RenderError(w, r, http.StatusServiceUnavailable, "Something went wrong", "Try again in a moment.")
 		return
 	}
-	if hint != nil && (!signedIn || userID == hint.Subject) {
-		p.finishLogout(w, r, pl)
-		return
+	if hint != nil && signedIn && userID == hint.Subject {
+		// The hint proves who is leaving, and it is the person signed in
+		// here: no need to ask, provided it names a grant of theirs that is
+		// still live (an old, leaked ID token does not log anyone out
+		// without a question).
+		gs, err := p.store.GetGrantSession(ctx, hint.SessionID)
+		switch {
+		case err != nil && !errors.Is(err, storage.ErrNotFound):
+			p.browser.RenderError(w, r, http.StatusServiceUnavailable, "Something went wrong", "Try again in a moment.")
+			return
+		case err == nil && gs.UserID == hint.Subject && gs.Live(time.Now()):
+			p.finishLogout(w, r, pl)
+			return
+		}
 	}
 	pl.Expires = time.Now().Add(pendingTTL).Unix()
 	b, _ := json.Marshal(pl)
@@ -124,20 +141,23 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 
 func (p *Provider) finishLogout(w http.ResponseWriter, r *http.Request, pl *pendingLogout) {
 	ctx := r.Context()
+	if pl.SessionID != "" {
+		// The grant first: if it cannot be ended, the person must not be
+		// told they are signed out.
+		gs, err := p.store.GetGrantSession(ctx, pl.SessionID)
+		if err == nil && gs.UserID == pl.Subject {
+			err = p.store.RevokeGrantSession(ctx, pl.SessionID, storage.ReasonLogout, time.Now())
+		}
+		if err != nil && !errors.Is(err, storage.ErrNotFound) {
+			p.logger.ErrorContext(ctx, "revoke grant session at logout failed", "err", err)
+			p.browser.RenderError(w, r, http.StatusServiceUnavailable, "Something went wrong", "You are not signed out yet. Try again in a moment.")
+			return
+		}
+	}
 	if _, err := p.browser.SignOut(w, r); err != nil {
 		p.logger.ErrorContext(ctx, "sign out failed", "err", err)
 		p.browser.RenderError(w, r, http.StatusServiceUnavailable, "Something went wrong", "Try again in a moment.")
 		return
-	}
-	if pl.SessionID != "" {
-		if gs, err := p.store.GetGrantSession(ctx, pl.SessionID); err == nil && gs.UserID == pl.Subject {
-			err = p.store.RevokeGrantSession(ctx, pl.SessionID, storage.ReasonLogout, time.Now())
-			if err != nil && !errors.Is(err, storage.ErrNotFound) {
-				p.logger.ErrorContext(ctx, "revoke grant session at logout failed", "err", err)
-			}
-		} else if err != nil && !errors.Is(err, storage.ErrNotFound) {
-			p.logger.ErrorContext(ctx, "grant session lookup at logout failed", "err", err)
-		}
 	}
 	if pl.RedirectURI == "" {
 		p.browser.RenderSignedOut(w, r)

@@ -15,6 +15,13 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, &oauthError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "This endpoint accepts only POST."})
 		return
 	}
+	if r.URL.RawQuery != "" {
+		// fosite reads r.Form, query included: parameters there would
+		// escape the duplicate check, and a client_secret in a URL is
+		// forbidden (RFC 6749 §2.3.1).
+		p.writeError(w, r, invalidRequest("Send the pushed request in the body, with no query string."))
+		return
+	}
 	if err := parsePostForm(r); err != nil {
 		p.writeError(w, r, err)
 		return

@@ -1,6 +1,7 @@
 package oauth
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -110,14 +111,16 @@ type jwks interface {
 
 // Provider serves the protocol endpoints.
 type Provider struct {
-	cfg       Config
-	fosite    *fosite.Fosite
-	store     store
-	browser   Browser
-	jwtKeys   verifier
-	hmac      refreshStrategy
-	seal      *sealer
-	fstore    *fositeStore
+	cfg     Config
+	fosite  *fosite.Fosite
+	store   store
+	browser Browser
+	jwtKeys verifier
+	hmac    refreshStrategy
+	seal    *sealer
+	fstore  *fositeStore
+	// parPrefix starts every request_uri our PAR endpoint issues.
+	parPrefix string
 	clients   *clientCache
 	keys      jwks
 	logger    *slog.Logger
@@ -200,6 +203,7 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
+	p.parPrefix = fcfg.GetPushedAuthorizeRequestURIPrefix(context.Background())
 	f, ok := composed.(*fosite.Fosite)
 	if !ok {
 		return nil, fmt.Errorf("oauth: unexpected provider type %T", composed)

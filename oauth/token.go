@@ -1,12 +1,14 @@
 package oauth
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
 	"github.com/ory/fosite"
 
 	"github.com/oauthd/oauthd/internal/httpx"
+	"github.com/oauthd/oauthd/storage"
 )
 
 // token serves POST /oauth2/token (RFC 6749 §3.2).
@@ -61,6 +63,14 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	}
 	resp, err := p.fosite.NewAccessResponse(ctx, ar)
 	if err != nil {
+		var cu *codeUsedError
+		if errors.As(err, &cu) {
+			// Lost the race for a code: its first use committed, and a
+			// second use revokes what the first issued.
+			if rerr := p.fstore.revokeGrant(ctx, cu.sessionID, storage.ReasonCodeReuse); rerr != nil {
+				err = rerr
+			}
+		}
 		p.writeError(w, r, err)
 		return
 	}
