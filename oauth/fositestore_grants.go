@@ -139,8 +139,12 @@ func (f *fositeStore) authorizationCode(ctx context.Context, signature string) (
 
 type codeMemoKey struct{}
 
-// codeMemo keeps the code row fosite reads twice in one token request.
-type codeMemo struct{ row *storage.AuthorizationCode }
+// codeMemo keeps the code row fosite reads twice in one token request,
+// and whether fosite's PKCE handler took the code's PKCE binding in it.
+type codeMemo struct {
+	row       *storage.AuthorizationCode
+	pkceTaken bool
+}
 
 func withCodeMemo(ctx context.Context) context.Context {
 	return context.WithValue(ctx, codeMemoKey{}, &codeMemo{})
@@ -159,6 +163,11 @@ func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signat
 	case errors.Is(err, storage.ErrConflict):
 		return &codeUsedError{sessionID: row.SessionID}
 	case err != nil:
+		return storageErr(err)
+	}
+	// The PKCE binding goes with the code, in this transaction (see
+	// DeletePKCERequestSession).
+	if err := f.store.DeletePKCERequest(ctx, signature); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		return storageErr(err)
 	}
 	req, err := decodeRequest(ctx, row.RequestData, f)
@@ -300,8 +309,22 @@ func (f *fositeStore) CreatePKCERequestSession(ctx context.Context, signature st
 	}))
 }
 
+// GetPKCERequestSession returns the code's PKCE request. fosite asks for it
+// after finding the code unused; as the row is deleted only together with
+// marking the code used, a row gone means an exchange of this code
+// committed in between: this one is a second use, which revokes what that
+// exchange issued (RFC 6749 §4.1.2), as a used code does.
 func (f *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
 	row, err := f.store.GetPKCERequest(ctx, signature)
+	if errors.Is(err, storage.ErrNotFound) {
+		code, cerr := f.store.GetAuthorizationCode(ctx, signature)
+		if cerr == nil && code.UsedAt != nil {
+			if rerr := f.revokeGrant(ctx, code.SessionID, storage.ReasonCodeReuse); rerr != nil {
+				return nil, rerr
+			}
+		}
+		return nil, fosite.ErrNotFound
+	}
 	if err != nil {
 		return nil, storageErr(err)
 	}
@@ -309,12 +332,39 @@ func (f *fositeStore) GetPKCERequestSession(ctx context.Context, signature strin
 	return req, storageErr(err)
 }
 
-func (f *fositeStore) DeletePKCERequestSession(ctx context.Context, signature string) error {
-	err := f.store.DeletePKCERequest(ctx, signature)
-	if errors.Is(err, storage.ErrNotFound) {
+// DeletePKCERequestSession is called by fosite's PKCE handler right after
+// reading the row, before it checks the verifier and long before the code
+// is spent. Deleting the row there would let a concurrent exchange of the
+// same code find the code unused and its PKCE row gone, and answer
+// invalid_grant without revoking the winner's grant. The row is deleted in
+// InvalidateAuthorizeCodeSession instead, and a failed check spends the
+// code (spendFailedCode), so a failed attempt still uses up the binding.
+func (f *fositeStore) DeletePKCERequestSession(ctx context.Context, _ string) error {
+	if memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo); memo != nil {
+		memo.pkceTaken = true
+	}
+	return nil
+}
+
+// spendFailedCode is called when a token request for a code failed: if
+// fosite had taken the code's PKCE binding, the failure is the PKCE check
+// (the last token endpoint handler), and the code is spent, so the right
+// verifier no longer redeems it and an exchange still in flight fails; if
+// an exchange committed first, this was a second use, which revokes its
+// grant.
+func (f *fositeStore) spendFailedCode(ctx context.Context) error {
+	memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo)
+	if memo == nil || !memo.pkceTaken || memo.row == nil {
 		return nil
 	}
-	return storageErr(err)
+	switch err := f.store.InvalidateAuthorizationCode(ctx, memo.row.Signature, time.Now().UTC()); {
+	case err == nil, errors.Is(err, storage.ErrNotFound):
+		return nil
+	case errors.Is(err, storage.ErrConflict):
+		return f.revokeGrant(ctx, memo.row.SessionID, storage.ReasonCodeReuse)
+	default:
+		return storageErr(err)
+	}
 }
 
 // codeHash keys the OIDC row: fosite hands these methods the raw code.

@@ -52,6 +52,11 @@ func (p *Provider) token(w http.ResponseWriter, r *http.Request) {
 	session := newSession()
 	ar, err := p.fosite.NewAccessRequest(ctx, r, session)
 	if err != nil {
+		if grant == GrantAuthorizationCode {
+			if serr := p.fstore.spendFailedCode(ctx); serr != nil {
+				err = serr
+			}
+		}
 		p.writeError(w, r, err)
 		return
 	}
