@@ -1,7 +1,6 @@
 package oauth
 
 import (
-	"encoding/json"
 	"errors"
 	"mime"
 	"net"
@@ -161,16 +160,23 @@ func isURLEncodedForm(r *http.Request) bool {
 
 // continueAuthorization re-parses a pending request and goes on with it.
 func (p *Provider) continueAuthorization(w http.ResponseWriter, r *http.Request, pending *pendingAuthorization, consented bool) {
+	if ar, ok := p.reparse(w, r, pending); ok {
+		p.decide(w, r, ar, pending, consented)
+	}
+}
+
+// reparse validates a pending request again, as it would be validated now
+// (the client may have changed), answering any error itself.
+func (p *Provider) reparse(w http.ResponseWriter, r *http.Request, pending *pendingAuthorization) (fosite.AuthorizeRequester, bool) {
 	ar, err := p.parsePending(r, pending)
+	if err == nil {
+		err = p.checkAuthorizeRequest(ar, pending.Pushed)
+	}
 	if err != nil {
 		p.authorizeError(w, r, ar, err)
-		return
+		return nil, false
 	}
-	if err := p.checkAuthorizeRequest(ar, pending.Pushed); err != nil {
-		p.authorizeError(w, r, ar, err)
-		return
-	}
-	p.decide(w, r, ar, pending, consented)
+	return ar, true
 }
 
 // parsePending runs fosite's validation again on the sealed parameters.
@@ -332,13 +338,8 @@ func (p *Provider) consent(w http.ResponseWriter, r *http.Request) {
 			"Go back to the application and start signing in again.")
 		return
 	}
-	ar, err := p.parsePending(r, pending)
-	if err != nil {
-		p.authorizeError(w, r, ar, err)
-		return
-	}
-	if err := p.checkAuthorizeRequest(ar, pending.Pushed); err != nil {
-		p.authorizeError(w, r, ar, err)
+	ar, ok := p.reparse(w, r, pending)
+	if !ok {
 		return
 	}
 	userID, _, signedIn, err := p.browser.SignedIn(r)
@@ -486,8 +487,7 @@ func (p *Provider) sealPending(pending *pendingAuthorization) string {
 	if pending.Expires == 0 {
 		pending.Expires = time.Now().Add(pendingTTL).Unix()
 	}
-	b, _ := json.Marshal(pending)
-	return p.seal.SealString(purposePending, b)
+	return p.seal.SealJSON(purposePending, pending)
 }
 
 func (p *Provider) resumeURL(pending *pendingAuthorization) string {
@@ -495,22 +495,17 @@ func (p *Provider) resumeURL(pending *pendingAuthorization) string {
 }
 
 func (p *Provider) openPending(raw string) (*pendingAuthorization, error) {
-	if raw == "" || len(raw) > 16<<10 {
-		return nil, errors.New("oauth: no pending authorization")
-	}
-	b, err := p.seal.OpenString(purposePending, raw)
-	if err != nil {
-		return nil, err
-	}
 	var pending pendingAuthorization
-	if err := json.Unmarshal(b, &pending); err != nil {
+	if err := p.seal.OpenJSON(purposePending, raw, 16<<10, &pending); err != nil {
 		return nil, err
 	}
-	if time.Now().Unix() > pending.Expires || pending.Form == nil {
-		return nil, errors.New("oauth: pending authorization expired")
+	if pending.Form == nil {
+		return nil, errors.New("oauth: pending authorization without parameters")
 	}
 	return &pending, nil
 }
+
+func (pa *pendingAuthorization) expiresAt() int64 { return pa.Expires }
 
 // duplicateParam returns a parameter sent more than once (RFC 6749 §3.1),
 // in the query and the body together.

@@ -135,8 +135,7 @@ func (p *Provider) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	pl.Expires = time.Now().Add(pendingTTL).Unix()
-	b, _ := json.Marshal(pl)
-	p.browser.RenderLogout(w, r, clientName, PathLogout, url.Values{logoutParam: {p.seal.SealString(purposeLogout, b)}})
+	p.browser.RenderLogout(w, r, clientName, PathLogout, url.Values{logoutParam: {p.seal.SealJSON(purposeLogout, pl)}})
 }
 
 func (p *Provider) finishLogout(w http.ResponseWriter, r *http.Request, pl *pendingLogout) {
@@ -178,22 +177,14 @@ func (p *Provider) finishLogout(w http.ResponseWriter, r *http.Request, pl *pend
 }
 
 func (p *Provider) openLogout(raw string) (*pendingLogout, error) {
-	if raw == "" || len(raw) > 8<<10 {
-		return nil, errors.New("oauth: no pending logout")
-	}
-	b, err := p.seal.OpenString(purposeLogout, raw)
-	if err != nil {
-		return nil, err
-	}
 	var pl pendingLogout
-	if err := json.Unmarshal(b, &pl); err != nil {
+	if err := p.seal.OpenJSON(purposeLogout, raw, 8<<10, &pl); err != nil {
 		return nil, err
-	}
-	if time.Now().Unix() > pl.Expires {
-		return nil, errors.New("oauth: pending logout expired")
 	}
 	return &pl, nil
 }
+
+func (pl *pendingLogout) expiresAt() int64 { return pl.Expires }
 
 // parseIDTokenHint verifies an ID token of ours; an expired one is fine
 // (the usual case at logout).

@@ -10,11 +10,6 @@ import (
 // (CreatePARSession) for a short, single use (GetPARSession takes it and
 // checks its expiry, which fosite does not).
 func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		p.writeError(w, r, &oauthError{Status: http.StatusMethodNotAllowed, Code: "invalid_request", Description: "This endpoint accepts only POST."})
-		return
-	}
 	if r.URL.RawQuery != "" {
 		// fosite reads r.Form, query included: parameters there would
 		// escape the duplicate check, and a client_secret in a URL is
@@ -22,16 +17,7 @@ func (p *Provider) par(w http.ResponseWriter, r *http.Request) {
 		p.writeError(w, r, invalidRequest("Send the pushed request in the body, with no query string."))
 		return
 	}
-	if err := parsePostForm(r); err != nil {
-		p.writeError(w, r, err)
-		return
-	}
-	if err := checkSingleAuthMethod(r); err != nil {
-		p.writeError(w, r, err)
-		return
-	}
-	if _, _, basic := r.BasicAuth(); !basic && r.PostForm.Get("client_id") == "" {
-		p.writeError(w, r, errClientAuthRequired)
+	if !p.clientPost(w, r) {
 		return
 	}
 	ctx := r.Context()

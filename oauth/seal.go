@@ -5,7 +5,9 @@ import (
 	"crypto/cipher"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"time"
 )
 
 // sealer encrypts and authenticates small values with AES-256-GCM: the
@@ -60,4 +62,35 @@ func (s *sealer) OpenString(purpose, sealed string) ([]byte, error) {
 		return nil, errors.New("oauth: sealed value is not base64url")
 	}
 	return s.Open(purpose, b)
+}
+
+// expiring is a sealed JSON value with an expiry (unix seconds).
+type expiring interface{ expiresAt() int64 }
+
+// SealJSON seals v as JSON for purpose, for a URL or form field.
+func (s *sealer) SealJSON(purpose string, v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // our own plain structs always encode
+	}
+	return s.SealString(purpose, b)
+}
+
+// OpenJSON opens a value SealJSON made for purpose into v, refusing
+// anything longer than max characters and anything expired.
+func (s *sealer) OpenJSON(purpose, raw string, max int, v expiring) error {
+	if raw == "" || len(raw) > max {
+		return errors.New("oauth: no sealed value")
+	}
+	b, err := s.OpenString(purpose, raw)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return err
+	}
+	if time.Now().Unix() > v.expiresAt() {
+		return errors.New("oauth: sealed value expired")
+	}
+	return nil
 }
