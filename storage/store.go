@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/glebarez/sqlite"
@@ -26,6 +27,11 @@ type Store struct {
 	dialect Dialect
 	logger  *slog.Logger
 	now     func() time.Time
+	// writer admits one write transaction at a time on SQLite (nil on
+	// PostgreSQL). SQLite has one writer anyway; queueing in Go instead of
+	// in SQLite's busy handler, which polls with sleeps of up to 100 ms,
+	// keeps contended transactions (refresh rotations) fast and fair.
+	writer chan struct{}
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -96,6 +102,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	sqlDB.SetConnMaxIdleTime(5 * time.Minute)
 
 	s := &Store{db: db, sqlDB: sqlDB, dialect: dialect, logger: log, now: func() time.Time { return time.Now().UTC() }}
+	if dialect == SQLite {
+		s.writer = make(chan struct{}, 1)
+	}
 	pingCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	if err := sqlDB.PingContext(pingCtx); err != nil {
@@ -176,8 +185,13 @@ func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context) 
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return fn(ctx)
 	}
+	release, err := s.admitWriter(ctx)
+	if err != nil {
+		return translate(op, err)
+	}
+	defer release()
 	var fnErr error
-	err := s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
+	err = s.db.WithContext(ctx).Transaction(func(tx *gorm.DB) error {
 		fnErr = fn(context.WithValue(ctx, txKey{}, tx))
 		return fnErr
 	})
@@ -196,11 +210,42 @@ func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
 	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
 		return nil, errors.New("storage: begin: a transaction is already open in this context")
 	}
+	release, err := s.admitWriter(ctx)
+	if err != nil {
+		return nil, translate("begin", err)
+	}
 	tx := s.db.WithContext(ctx).Begin()
 	if tx.Error != nil {
+		release()
 		return nil, translate("begin", tx.Error)
 	}
+	var once sync.Once
+	ctx = context.WithValue(ctx, releaseKey{}, func() { once.Do(release) })
 	return context.WithValue(ctx, txKey{}, tx), nil
+}
+
+type releaseKey struct{}
+
+// endTx lets the next writer in once a BeginTx transaction has ended
+// (commit or rollback, whichever comes first; fosite may call both).
+func endTx(ctx context.Context) {
+	if release, ok := ctx.Value(releaseKey{}).(func()); ok {
+		release()
+	}
+}
+
+// admitWriter waits for this process's turn to write (SQLite) and returns
+// the function that ends it.
+func (s *Store) admitWriter(ctx context.Context) (func(), error) {
+	if s.writer == nil {
+		return func() {}, nil
+	}
+	select {
+	case s.writer <- struct{}{}:
+		return func() { <-s.writer }, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
 }
 
 // CommitTx commits the transaction BeginTx put in ctx.
@@ -209,6 +254,7 @@ func (s *Store) CommitTx(ctx context.Context) error {
 	if !ok {
 		return errors.New("storage: commit: no transaction in this context")
 	}
+	defer endTx(ctx)
 	return translate("commit", tx.Commit().Error)
 }
 
@@ -218,5 +264,6 @@ func (s *Store) RollbackTx(ctx context.Context) error {
 	if !ok {
 		return errors.New("storage: rollback: no transaction in this context")
 	}
+	defer endTx(ctx)
 	return translate("rollback", tx.Rollback().Error)
 }
