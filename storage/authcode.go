@@ -45,7 +45,7 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c *AuthorizationCod
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
-	return translate("create authorization code", s.conn(ctx).Create(c.row()).Error)
+	return translate("create authorization code", s.writing(ctx, func(db *gorm.DB) error { return db.Create(c.row()).Error }))
 }
 
 // GetAuthorizationCode loads a code by signature, used or not (the caller
@@ -96,7 +96,7 @@ func (PKCERequest) TableName() string { return "pkce_requests" }
 // CreatePKCERequest inserts r. ErrConflict when the signature exists.
 func (s *Store) CreatePKCERequest(ctx context.Context, r *PKCERequest) error {
 	row := PKCERequest{Signature: r.Signature, RequestData: nonNil(r.RequestData), ExpiresAt: r.ExpiresAt.UTC()}
-	return translate("create pkce request", s.conn(ctx).Create(&row).Error)
+	return translate("create pkce request", s.writing(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
 }
 
 // GetPKCERequest loads the PKCE request of a code signature. ErrNotFound
@@ -112,7 +112,14 @@ func (s *Store) GetPKCERequest(ctx context.Context, signature string) (*PKCERequ
 // DeletePKCERequest deletes the PKCE request of a code signature.
 // ErrNotFound when there is none.
 func (s *Store) DeletePKCERequest(ctx context.Context, signature string) error {
-	return deleted(s.conn(ctx).Where("signature = ?", signature).Delete(&PKCERequest{}), "delete pkce request")
+	var res *gorm.DB
+	if err := s.writing(ctx, func(db *gorm.DB) error {
+		res = db.Where("signature = ?", signature).Delete(&PKCERequest{})
+		return nil
+	}); err != nil {
+		return translate("delete pkce request", err)
+	}
+	return deleted(res, "delete pkce request")
 }
 
 // OIDCRequest is the OpenID Connect part of an authorization request, keyed
@@ -130,7 +137,7 @@ func (OIDCRequest) TableName() string { return "oidc_requests" }
 // CreateOIDCRequest inserts r. ErrConflict when the key exists.
 func (s *Store) CreateOIDCRequest(ctx context.Context, r *OIDCRequest) error {
 	row := OIDCRequest{CodeHash: r.CodeHash, RequestData: nonNil(r.RequestData), ExpiresAt: r.ExpiresAt.UTC()}
-	return translate("create oidc request", s.conn(ctx).Create(&row).Error)
+	return translate("create oidc request", s.writing(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
 }
 
 // GetOIDCRequest loads the OpenID Connect request under codeHash.
@@ -146,7 +153,14 @@ func (s *Store) GetOIDCRequest(ctx context.Context, codeHash string) (*OIDCReque
 // DeleteOIDCRequest deletes the OpenID Connect request under codeHash.
 // ErrNotFound when there is none.
 func (s *Store) DeleteOIDCRequest(ctx context.Context, codeHash string) error {
-	return deleted(s.conn(ctx).Where("code_hash = ?", codeHash).Delete(&OIDCRequest{}), "delete oidc request")
+	var res *gorm.DB
+	if err := s.writing(ctx, func(db *gorm.DB) error {
+		res = db.Where("code_hash = ?", codeHash).Delete(&OIDCRequest{})
+		return nil
+	}); err != nil {
+		return translate("delete oidc request", err)
+	}
+	return deleted(res, "delete oidc request")
 }
 
 // deleted maps the result of a DELETE by primary key: ErrNotFound when it

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"gorm.io/gorm"
 	"time"
 )
 
@@ -39,7 +40,7 @@ func (s *Store) CreateBrowserSession(ctx context.Context, b *BrowserSession) err
 	r := *b
 	r.CreatedAt, r.AuthTime, r.LastSeenAt, r.ExpiresAt = r.CreatedAt.UTC(), r.AuthTime.UTC(), r.LastSeenAt.UTC(), r.ExpiresAt.UTC()
 	r.RevokedAt = utc(r.RevokedAt)
-	return translate("create browser session", s.conn(ctx).Create(&r).Error)
+	return translate("create browser session", s.writing(ctx, func(db *gorm.DB) error { return db.Create(&r).Error }))
 }
 
 // GetBrowserSession loads the session under idHash if it is live at now.

@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"gorm.io/gorm"
 	"time"
 )
 
@@ -19,11 +20,13 @@ func (revokedAccessToken) TableName() string { return "revoked_access_tokens" }
 // was revoked at now. It is idempotent: denying a denied token keeps the
 // first revocation time (and the later of the two expiries).
 func (s *Store) DenyAccessToken(ctx context.Context, jti string, exp, now time.Time) error {
-	err := s.conn(ctx).Exec(
-		"INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) "+
-			"ON CONFLICT (jti) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > revoked_access_tokens.expires_at "+
-			"THEN excluded.expires_at ELSE revoked_access_tokens.expires_at END",
-		jti, exp.UTC(), now.UTC()).Error
+	err := s.writing(ctx, func(db *gorm.DB) error {
+		return db.Exec(
+			"INSERT INTO revoked_access_tokens (jti, expires_at, revoked_at) VALUES (?, ?, ?) "+
+				"ON CONFLICT (jti) DO UPDATE SET expires_at = CASE WHEN excluded.expires_at > revoked_access_tokens.expires_at "+
+				"THEN excluded.expires_at ELSE revoked_access_tokens.expires_at END",
+			jti, exp.UTC(), now.UTC()).Error
+	})
 	return translate("deny access token", err)
 }
 

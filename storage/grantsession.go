@@ -81,7 +81,7 @@ func (s *Store) CreateGrantSession(ctx context.Context, g *GrantSession) error {
 	if g.LastUsedAt.IsZero() {
 		g.LastUsedAt = g.CreatedAt
 	}
-	return translate("create grant session", s.conn(ctx).Create(g.row()).Error)
+	return translate("create grant session", s.writing(ctx, func(db *gorm.DB) error { return db.Create(g.row()).Error }))
 }
 
 // GetGrantSession loads one session, live or not. ErrNotFound when unknown.

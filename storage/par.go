@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"gorm.io/gorm"
 	"time"
 )
 
@@ -23,7 +24,7 @@ func (PARRequest) TableName() string { return "par_requests" }
 // CreatePAR inserts p. ErrConflict when the hash exists.
 func (s *Store) CreatePAR(ctx context.Context, p *PARRequest) error {
 	row := PARRequest{RequestURIHash: p.RequestURIHash, ClientID: p.ClientID, RequestData: nonNil(p.RequestData), ExpiresAt: p.ExpiresAt.UTC()}
-	return translate("create pushed authorization request", s.conn(ctx).Create(&row).Error)
+	return translate("create pushed authorization request", s.writing(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
 }
 
 // TakePAR returns the pushed request under hash and deletes it, atomically
@@ -39,10 +40,12 @@ func (s *Store) TakePAR(ctx context.Context, hash string, now time.Time) (*PARRe
 	}
 	// The expiry is compared in SQL, where it is compared everywhere else,
 	// rather than in Go on a value read back from a RETURNING clause.
-	err := s.conn(ctx).Raw(
-		"DELETE FROM par_requests WHERE request_uri_hash = ? "+
-			"RETURNING client_id, request_data, expires_at, CASE WHEN expires_at > ? THEN 1 ELSE 0 END AS live",
-		hash, now.UTC()).Scan(&rows).Error
+	err := s.writing(ctx, func(db *gorm.DB) error {
+		return db.Raw(
+			"DELETE FROM par_requests WHERE request_uri_hash = ? "+
+				"RETURNING client_id, request_data, expires_at, CASE WHEN expires_at > ? THEN 1 ELSE 0 END AS live",
+			hash, now.UTC()).Scan(&rows).Error
+	})
 	if err != nil {
 		return nil, translate("take pushed authorization request", err)
 	}

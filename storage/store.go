@@ -234,6 +234,21 @@ func endTx(ctx context.Context) {
 	}
 }
 
+// writing runs autocommit write statements: on SQLite, outside a
+// transaction, it waits for the writer's turn first, like a transaction
+// (see Store.writer), so single writes do not poll in SQLite's busy handler
+// either.
+func (s *Store) writing(ctx context.Context, fn func(db *gorm.DB) error) error {
+	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); !inTx {
+		release, err := s.admitWriter(ctx)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	return fn(s.conn(ctx))
+}
+
 // admitWriter waits for this process's turn to write (SQLite) and returns
 // the function that ends it.
 func (s *Store) admitWriter(ctx context.Context) (func(), error) {
