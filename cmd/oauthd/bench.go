@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -894,12 +895,54 @@ func benchLogProblems(path string, n int) []string {
 			continue
 		}
 		seen[key] = true
-		out = append(out, benchTruncate([]byte(line), 400))
+		out = append(out, benchTruncate([]byte(benchDropStacks(line)), 600))
 		if len(out) == n {
 			break
 		}
 	}
 	return out
+}
+
+// benchDropStacks removes the stack traces from the quoted values of a
+// logfmt line (errors logged with %+v carry one per wrapping), keeping
+// their messages.
+func benchDropStacks(line string) string {
+	var b strings.Builder
+	for {
+		i := strings.Index(line, `="`)
+		if i < 0 {
+			b.WriteString(line)
+			return b.String()
+		}
+		b.WriteString(line[:i+1])
+		line = line[i+1:]
+		end := 1
+		for end < len(line) && line[end] != '"' {
+			if line[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(line) {
+			b.WriteString(line)
+			return b.String()
+		}
+		v, err := strconv.Unquote(line[:end+1])
+		line = line[end+1:]
+		if err != nil || !strings.Contains(v, "\n\t") {
+			b.WriteString(strconv.Quote(v))
+			continue
+		}
+		lines := strings.Split(v, "\n")
+		var keep []string
+		for j, l := range lines {
+			frame := strings.HasPrefix(l, "\t") || j+1 < len(lines) && strings.HasPrefix(lines[j+1], "\t")
+			if !frame && strings.TrimSpace(l) != "" {
+				keep = append(keep, l)
+			}
+		}
+		b.WriteString(strconv.Quote(strings.Join(keep, " | ")))
+	}
 }
 
 // logTail returns the end of the server log, for error messages.

@@ -165,25 +165,43 @@ FROM g`
 // (UTC, "YYYY-MM-DD HH:MM:SS.SSS+00:00"), since SQLite compares them as text.
 func benchSeedSQLite(ctx context.Context, db *sql.DB, n int64, tpl seedTemplate, progress io.Writer) error {
 	const batch = 50_000
-	at := func(expr string) string { return `strftime('%Y-%m-%d %H:%M:%f', ` + expr + `, 'unixepoch') || '+00:00'` }
-	sessions := `WITH RECURSIVE seq(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM seq WHERE i < ?),
-	s AS (SELECT i, c, c + (abs(random()) % 1000000) / 1000000.0 * (? - c) AS u
-		FROM (SELECT i, ? - (abs(random()) % 2592000000) / 1000.0 AS c FROM seq))
+	at := func(expr string) string {
+		return `strftime('%Y-%m-%d %H:%M:%f', ` + expr + `, 'unixepoch') || '+00:00'`
+	}
+	// The random draws are columns of the recursive CTE, whose rows SQLite
+	// computes once: an expression with random() in a subquery would be
+	// inlined and drawn again wherever it is used.
+	sessions := `WITH RECURSIVE seq(i, c, f) AS (
+		SELECT ?1, ?3 - (abs(random()) % 2592000000) / 1000.0, (abs(random()) % 1000000) / 1000000.0
+		UNION ALL
+		SELECT i + 1, ?3 - (abs(random()) % 2592000000) / 1000.0, (abs(random()) % 1000000) / 1000000.0 FROM seq WHERE i < ?2),
+	s AS (SELECT i, c, c + f * (?3 - c) AS u FROM seq)
 INSERT INTO grant_sessions (id, user_id, client_id, scope, audience, auth_time, created_at, last_used_at,
 	idle_expires_at, absolute_expires_at, user_agent, ip)
-SELECT 'gs_' || lower(hex(randomblob(11))), 'bench-seed-' || (i / 3), ?, ?, ?, ` + at("c") + `, ` + at("c") + `, ` + at("u") + `,
-	` + at("min(u + ?, c + ?)") + `, ` + at("c + ?") + `, ?, ?
+SELECT 'gs_' || lower(hex(randomblob(11))), 'bench-seed-' || (i / 3), ?4, ?5, ?6, ` + at("c") + `, ` + at("c") + `, ` + at("u") + `,
+	` + at("min(u + ?7, c + ?8)") + `, ` + at("c + ?8") + `, ?9, ?10
 FROM s`
 	tokens := `INSERT INTO refresh_tokens (signature, session_id, client_id, request_data, created_at, expires_at, state)
 SELECT substr(lower(hex(randomblob(22))), 1, 43), id, client_id, ?, last_used_at,
 	strftime('%Y-%m-%d %H:%M:%f', last_used_at, '+' || ? || ' seconds') || '+00:00', 'active'
 FROM grant_sessions WHERE rowid > ?`
 	idle, abs, tok := int64(tpl.idleTTL.Seconds()), int64(tpl.absTTL.Seconds()), int64(tpl.tokenTTL.Seconds())
+	// One connection with a large page cache (up to 1 GiB, as it fills):
+	// the random keys touch index pages all over the file, and the default
+	// 2 MiB cache would read most of them again for every batch.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "PRAGMA cache_size = -1048576"); err != nil {
+		return err
+	}
 	for from := int64(1); from <= n; from += batch {
 		to := min(from+batch-1, n)
 		now := float64(time.Now().UnixMilli()) / 1000
 		err := func() error {
-			tx, err := db.BeginTx(ctx, nil)
+			tx, err := conn.BeginTx(ctx, nil)
 			if err != nil {
 				return err
 			}
@@ -192,8 +210,8 @@ FROM grant_sessions WHERE rowid > ?`
 			if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(rowid), 0) FROM grant_sessions").Scan(&last); err != nil {
 				return err
 			}
-			if _, err := tx.ExecContext(ctx, sessions, from, to, now, now, tpl.clientID, tpl.scope, tpl.audience,
-				idle, abs, abs, tpl.userAgent, tpl.ip); err != nil {
+			if _, err := tx.ExecContext(ctx, sessions, from, to, now, tpl.clientID, tpl.scope, tpl.audience,
+				idle, abs, tpl.userAgent, tpl.ip); err != nil {
 				return err
 			}
 			if _, err := tx.ExecContext(ctx, tokens, tpl.requestData, tok, last); err != nil {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -295,6 +296,16 @@ func BenchmarkTokenEndpoint(b *testing.B) {
 	})
 }
 
+// mustSID returns the id of the template grant (the one session not seeded).
+func mustSID(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var sid string
+	if err := db.QueryRow("SELECT id FROM grant_sessions WHERE user_id NOT LIKE 'bench-seed-%'").Scan(&sid); err != nil {
+		t.Fatal(err)
+	}
+	return sid
+}
+
 // TestBenchSeedSessions seeds a few grant sessions on each database and
 // checks that the server's own queries read them as live sessions with
 // active refresh tokens, and that refresh still runs beside them.
@@ -338,17 +349,37 @@ func TestBenchSeedSessions(t *testing.T) {
 		if err != nil || len(live) != 3 {
 			t.Fatalf("ListActiveGrantSessions(%s) = %d sessions, %v; want the 3 seeded", user, len(live), err)
 		}
-		g := live[0]
-		if len(g.ID) != 25 || g.ClientID == "" || g.Scope != benchUserScope || !g.CreatedAt.Before(time.Now()) ||
-			g.CreatedAt.Before(time.Now().Add(-31*24*time.Hour)) || g.LastUsedAt.Before(g.CreatedAt) || !g.IdleExpiresAt.After(time.Now()) {
-			t.Errorf("seeded session %+v", g)
+		// Each session's times hang together: created within the last 30
+		// days, used since, idle expiry from the last use (capped at the
+		// absolute one), token expiry from the last use too.
+		near := func(a, b time.Time) bool { return a.Sub(b).Abs() < 2*time.Millisecond }
+		tpl, err := benchSeedTemplate(ctx, db, mustSID(t, db))
+		if err != nil {
+			t.Fatal(err)
 		}
+		// Seeding takes the template's lifetimes in whole seconds.
+		tpl.idleTTL, tpl.absTTL, tpl.tokenTTL = tpl.idleTTL.Truncate(time.Second), tpl.absTTL.Truncate(time.Second), tpl.tokenTTL.Truncate(time.Second)
+		for _, g := range live {
+			abs := g.CreatedAt.Add(tpl.absTTL)
+			idle := g.LastUsedAt.Add(tpl.idleTTL)
+			if abs.Before(idle) {
+				idle = abs
+			}
+			if len(g.ID) != 25 || g.ClientID == "" || g.Scope != benchUserScope || !near(g.AuthTime, g.CreatedAt) ||
+				!g.CreatedAt.Before(time.Now()) || g.CreatedAt.Before(time.Now().Add(-31*24*time.Hour)) ||
+				g.LastUsedAt.Before(g.CreatedAt) || g.LastUsedAt.After(time.Now()) || !near(g.AbsoluteExpiresAt, abs) || !near(g.IdleExpiresAt, idle) {
+				t.Errorf("seeded session %+v (TTLs %v idle, %v absolute)", g, tpl.idleTTL, tpl.absTTL)
+			}
+		}
+		g := live[0]
 		if err := db.QueryRowContext(ctx, "SELECT signature, session_id FROM refresh_tokens WHERE session_id = $1", g.ID).Scan(&sig, &sid); err != nil {
 			t.Fatal(err)
 		}
 		tok, err := st.GetRefreshToken(ctx, sig)
-		if err != nil || len(sig) != 43 || tok.State != storage.TokenActive || !tok.ExpiresAt.After(time.Now().Add(24*time.Hour)) || len(tok.RequestData) < 100 {
-			t.Errorf("seeded token %q: %+v, %v", sig, tok, err)
+		if err != nil || len(sig) != 43 || tok.State != storage.TokenActive || !near(tok.CreatedAt, g.LastUsedAt) ||
+			!near(tok.ExpiresAt, g.LastUsedAt.Add(tpl.tokenTTL)) || !bytes.Equal(tok.RequestData, tpl.requestData) {
+			t.Errorf("seeded token %q: created %v, expires %v (session last used %v, token TTL %v), %d bytes of request data, %v",
+				sig, tok.CreatedAt, tok.ExpiresAt, g.LastUsedAt, tpl.tokenTTL, len(tok.RequestData), err)
 		}
 
 		// Refresh beside them.
@@ -366,4 +397,15 @@ func TestBenchSeedSessions(t *testing.T) {
 			t.Errorf("refresh after seeding: %+v", f)
 		}
 	})
+}
+
+func TestBenchDropStacks(t *testing.T) {
+	line := `time=x level=ERROR msg="request failed" route=/oauth2/token err="server_error\ngithub.com/ory/x/errorsx.WithStack\n\tgithub.com/ory/x/errors.go:41\nstorage: delete pkce request: database is locked (5)\ngithub.com/a.F\n\ta.go:1" request_id=1`
+	want := `time=x level=ERROR msg="request failed" route=/oauth2/token err="server_error | storage: delete pkce request: database is locked (5)" request_id=1`
+	if got := benchDropStacks(line); got != want {
+		t.Errorf("got  %s\nwant %s", got, want)
+	}
+	if plain := `level=WARN msg="a \"quoted\" word" n=1`; benchDropStacks(plain) != plain {
+		t.Errorf("changed %s into %s", plain, benchDropStacks(plain))
+	}
 }
