@@ -55,6 +55,10 @@ func (p *Provider) parseAccessToken(ctx context.Context, token string) (*accessC
 	if len(token) > maxTokenLength || strings.Count(token, ".") != 2 {
 		return nil, errTokenInvalid
 	}
+	now := time.Now()
+	if c, ok := p.verified.get(token, now); ok {
+		return c, nil
+	}
 	v, err := p.jwtKeys.Verify(ctx, token)
 	if err != nil {
 		return nil, errTokenInvalid
@@ -66,9 +70,10 @@ func (p *Provider) parseAccessToken(ctx context.Context, token string) (*accessC
 	if err := json.Unmarshal(v.Payload, &c); err != nil || c.Issuer != p.cfg.Issuer || c.JTI == "" || c.ExpiresAt == 0 {
 		return nil, errTokenInvalid
 	}
-	if !time.Now().Before(time.Unix(c.ExpiresAt, 0)) {
+	if !now.Before(time.Unix(c.ExpiresAt, 0)) {
 		return &c, errTokenExpired
 	}
+	p.verified.put(token, &c, now)
 	return &c, nil
 }
 

@@ -119,6 +119,8 @@ type Provider struct {
 	hmac    refreshStrategy
 	seal    *sealer
 	fstore  *fositeStore
+	// verified caches the signature checks of access tokens (verifycache.go).
+	verified *verifiedTokens
 	// parPrefix starts every request_uri our PAR endpoint issues.
 	parPrefix string
 	clients   *clientCache
@@ -190,7 +192,7 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		// whatever signer signed.
 		Signer: accessSigner,
 	}
-	p := &Provider{cfg: cfg, store: st, browser: browser, jwtKeys: km, hmac: hmacStrategy, seal: seal, fstore: fstore}
+	p := &Provider{cfg: cfg, store: st, browser: browser, jwtKeys: km, hmac: hmacStrategy, seal: seal, fstore: fstore, verified: newVerifiedTokens(50000)}
 	refresh := &refreshHandler{p: p, strategy: strategy, store: st}
 	// Order matters (fosite guide §1.1): PKCE and OIDC read the code the
 	// explicit handler made; OIDC refresh runs after our refresh handler.
