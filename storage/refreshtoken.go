@@ -167,9 +167,9 @@ type RotateRequest struct {
 	// absolute expiry); <= 0 means no idle limit.
 	IdleTTL time.Duration
 	// NewChild makes the child token. It is called at most once per
-	// RotateRefreshToken, and only when a child is needed (RotateRotated),
-	// inside the transaction: keep it free of I/O. It returns the child's
-	// row (Signature, ExpiresAt and RequestData are used; the family,
+	// RotateRefreshToken, before or inside the transaction (keep it free of
+	// I/O), and its child may go unused (any outcome but RotateRotated).
+	// It returns the child's row (Signature, ExpiresAt and RequestData are used; the family,
 	// client, state and creation time are set by storage) and the child
 	// token encrypted by the caller, kept in the parent for the reuse
 	// window. A child without RequestData gets the parent's. If the
@@ -245,6 +245,16 @@ func (s *Store) RotateRefreshToken(ctx context.Context, req RotateRequest) (Rota
 		return child, sealed, newChildErr
 	}
 	_, inTx := ctx.Value(txKey{}).(*gorm.DB)
+	if !inTx {
+		res, ok, err := s.rotateFast(ctx, req, now, newChild)
+		switch {
+		case ok:
+			return res, nil
+		case err != nil && !isRetryable(err):
+			return RotateResult{}, err
+		}
+		// Not the common case, or it lost a race: the general path decides.
+	}
 	for attempt := 0; ; attempt++ {
 		var res RotateResult
 		err := s.tx(ctx, "rotate refresh token", func(ctx context.Context) error {

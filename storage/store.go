@@ -13,7 +13,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/glebarez/sqlite"
+	"github.com/libtnb/sqlite"
 	"gorm.io/driver/postgres"
 	"gorm.io/gorm"
 	"gorm.io/gorm/logger"
@@ -32,6 +32,9 @@ type Store struct {
 	// in SQLite's busy handler, which polls with sleeps of up to 100 ms,
 	// keeps contended transactions (refresh rotations) fast and fair.
 	writer chan struct{}
+	// stmts holds the hot paths' prepared statements by query text
+	// (see prepared).
+	stmts sync.Map
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -45,8 +48,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	gcfg := &gorm.Config{
 		Logger:                 logger.Discard, // errors are returned, and logged once at the HTTP boundary
 		SkipDefaultTransaction: true,           // single statements need no implicit transaction
-		PrepareStmt:            false,
-		NowFunc:                func() time.Time { return time.Now().UTC() },
+		// SQLite parses every statement it is not given prepared, and
+		// its driver keeps prepared statements; PostgreSQL's driver (pgx)
+		// already caches prepared statements per connection by itself.
+		PrepareStmt: dialect == SQLite,
+		NowFunc:     func() time.Time { return time.Now().UTC() },
 	}
 	var dial gorm.Dialector
 	switch dialect {
@@ -69,10 +75,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(1)")
 		q.Set("_txlock", "immediate")
-		// No _time_format: glebarez/go-sqlite v1.23.0 returns early after
-		// reading it and then ignores _txlock (every BEGIN was deferred, and
-		// concurrent transactions failed with SQLITE_BUSY_SNAPSHOT, 517).
-		// Its default write format is the same "sqlite" format anyway.
+		// Times are written as text in one fixed format
+		// ("2006-01-02 15:04:05.999999999-07:00", always UTC here), so
+		// that SQL comparisons of times compare the instants.
+		q.Set("_time_format", "sqlite")
 		dial = sqlite.Open("file:" + driverDSN + "?" + q.Encode())
 	case Postgres:
 		dial = postgres.New(postgres.Config{DSN: driverDSN})
@@ -144,7 +150,13 @@ func (s *Store) Ping(ctx context.Context) error {
 }
 
 // Close releases the pool.
-func (s *Store) Close() error { return s.sqlDB.Close() }
+func (s *Store) Close() error {
+	s.stmts.Range(func(_, st any) bool {
+		_ = st.(*sql.Stmt).Close()
+		return true
+	})
+	return s.sqlDB.Close()
+}
 
 // SetClock replaces the store's clock (tests). Its times are used in UTC,
 // like every time the store writes (see utc).
