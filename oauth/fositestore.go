@@ -21,23 +21,16 @@ type store interface {
 	UseJTI(ctx context.Context, jti string, exp time.Time) error
 	JTIUsed(ctx context.Context, jti string) (bool, error)
 
-	BeginTx(ctx context.Context) (context.Context, error)
-	CommitTx(ctx context.Context) error
-	RollbackTx(ctx context.Context) error
-
 	CreateAuthorizationCode(ctx context.Context, c *storage.AuthorizationCode) error
 	GetAuthorizationCode(ctx context.Context, signature string) (*storage.AuthorizationCode, error)
 	InvalidateAuthorizationCode(ctx context.Context, signature string, now time.Time) error
-	CreatePKCERequest(ctx context.Context, r *storage.PKCERequest) error
-	GetPKCERequest(ctx context.Context, signature string) (*storage.PKCERequest, error)
-	DeletePKCERequest(ctx context.Context, signature string) error
+	RedeemAuthorizationCode(ctx context.Context, r storage.Redemption) error
 	CreateOIDCRequest(ctx context.Context, r *storage.OIDCRequest) error
 	GetOIDCRequest(ctx context.Context, codeHash string) (*storage.OIDCRequest, error)
 	DeleteOIDCRequest(ctx context.Context, codeHash string) error
 	CreatePAR(ctx context.Context, p *storage.PARRequest) error
 	TakePAR(ctx context.Context, hash string, now time.Time) (*storage.PARRequest, error)
 
-	CreateGrantSession(ctx context.Context, g *storage.GrantSession) error
 	GetGrantSession(ctx context.Context, id string) (*storage.GrantSession, error)
 	RevokeGrantSession(ctx context.Context, id, reason string, now time.Time) error
 	CreateRefreshToken(ctx context.Context, t *storage.RefreshToken) error

@@ -65,19 +65,43 @@ func storageErr(err error) error {
 	return errors.Join(errUnavailable, err)
 }
 
-// BeginTX, Commit and Rollback make the code exchange one transaction:
-// marking the code used, starting the grant session and storing the first
-// refresh token commit together or not at all.
+// BeginTX, Commit and Rollback make the code exchange one storage call.
+// Between them fosite marks the code used (InvalidateAuthorizeCodeSession)
+// and stores the first refresh token (CreateRefreshTokenSession); both are
+// only collected, and Commit writes them with the grant session in one
+// statement (storage.RedeemAuthorizationCode): all or nothing, and one
+// round trip instead of one per write, on the path of every login. A
+// concurrent exchange of the same code loses there, with codeUsedError.
 func (f *fositeStore) BeginTX(ctx context.Context) (context.Context, error) {
-	tctx, err := f.store.BeginTx(ctx)
-	if err != nil {
-		return ctx, storageErr(err)
-	}
-	return tctx, nil
+	return context.WithValue(ctx, exchangeKey{}, &exchange{}), nil
 }
 
-func (f *fositeStore) Commit(ctx context.Context) error   { return storageErr(f.store.CommitTx(ctx)) }
-func (f *fositeStore) Rollback(ctx context.Context) error { return storageErr(f.store.RollbackTx(ctx)) }
+func (f *fositeStore) Commit(ctx context.Context) error {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	if x == nil || x.redemption.Session == nil {
+		return nil // nothing was collected
+	}
+	err := f.store.RedeemAuthorizationCode(ctx, x.redemption)
+	if errors.Is(err, storage.ErrConflict) {
+		return &codeUsedError{sessionID: x.redemption.Session.ID}
+	}
+	return storageErr(err)
+}
+
+// Rollback drops what was collected: nothing was written.
+func (f *fositeStore) Rollback(ctx context.Context) error {
+	if x, _ := ctx.Value(exchangeKey{}).(*exchange); x != nil {
+		*x = exchange{}
+	}
+	return nil
+}
+
+type exchangeKey struct{}
+
+// exchange collects the writes of one code exchange until Commit.
+type exchange struct {
+	redemption storage.Redemption
+}
 
 // CreateAuthorizeCodeSession stores the code's request under the code's
 // HMAC signature. Its id is the grant session id (sid) chosen at the
@@ -103,13 +127,9 @@ func (f *fositeStore) CreateAuthorizeCodeSession(ctx context.Context, signature 
 // the grant with it). fosite reads the code twice per exchange: the row is
 // kept for the request in its context (see withCodeMemo).
 func (f *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	row, err := f.authorizationCode(ctx, signature)
+	row, req, err := f.authorizationCode(ctx, signature)
 	if err != nil {
 		return nil, err
-	}
-	req, err := decodeRequest(ctx, row.RequestData, f)
-	if err != nil {
-		return nil, storageErr(err)
 	}
 	if row.UsedAt != nil {
 		return req, fosite.ErrInvalidatedAuthorizeCode
@@ -122,27 +142,36 @@ func (f *fositeStore) GetAuthorizeCodeSession(ctx context.Context, signature str
 	return req, nil
 }
 
-func (f *fositeStore) authorizationCode(ctx context.Context, signature string) (*storage.AuthorizationCode, error) {
+// authorizationCode returns the code's row and its decoded request. An
+// unused code is kept for the rest of the token request (see codeMemo).
+func (f *fositeStore) authorizationCode(ctx context.Context, signature string) (*storage.AuthorizationCode, fosite.Requester, error) {
 	memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo)
 	if memo != nil && memo.row != nil && memo.row.Signature == signature {
-		return memo.row, nil
+		return memo.row, memo.req, nil
 	}
 	row, err := f.store.GetAuthorizationCode(ctx, signature)
 	if err != nil {
-		return nil, storageErr(err)
+		return nil, nil, storageErr(err)
+	}
+	req, err := decodeRequest(ctx, row.RequestData, f)
+	if err != nil {
+		return nil, nil, storageErr(err)
 	}
 	if memo != nil && row.UsedAt == nil {
-		memo.row = row
+		memo.row, memo.req = row, req
 	}
-	return row, nil
+	return row, req, nil
 }
 
 type codeMemoKey struct{}
 
-// codeMemo keeps the code row fosite reads twice in one token request,
-// and whether fosite's PKCE handler took the code's PKCE binding in it.
+// codeMemo keeps the code fosite reads three times in one token request
+// (the code handler twice, the PKCE handler once) and whether fosite's
+// PKCE handler took the code's PKCE binding. The three readers only read
+// the request they get back.
 type codeMemo struct {
 	row       *storage.AuthorizationCode
+	req       fosite.Requester
 	pkceTaken bool
 }
 
@@ -151,29 +180,14 @@ func withCodeMemo(ctx context.Context) context.Context {
 }
 
 // InvalidateAuthorizeCodeSession marks the code used and starts its grant
-// session, inside fosite's transaction. Of concurrent exchanges exactly one
-// gets here first; the others answer invalid_grant.
+// session, in the exchange Commit writes (see BeginTX). Of concurrent
+// exchanges exactly one commits; the others answer invalid_grant.
 func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signature string) error {
-	row, err := f.authorizationCode(ctx, signature)
+	row, req, err := f.authorizationCode(ctx, signature)
 	if err != nil {
 		return err
 	}
 	now := time.Now().UTC()
-	switch err := f.store.InvalidateAuthorizationCode(ctx, signature, now); {
-	case errors.Is(err, storage.ErrConflict):
-		return &codeUsedError{sessionID: row.SessionID}
-	case err != nil:
-		return storageErr(err)
-	}
-	// The PKCE binding goes with the code, in this transaction (see
-	// DeletePKCERequestSession).
-	if err := f.store.DeletePKCERequest(ctx, signature); err != nil && !errors.Is(err, storage.ErrNotFound) {
-		return storageErr(err)
-	}
-	req, err := decodeRequest(ctx, row.RequestData, f)
-	if err != nil {
-		return storageErr(err)
-	}
 	sess := req.GetSession().(*Session)
 	idle := f.cfg.AccessTokenTTL // without a refresh token the grant lives as long as its access token
 	if issuesRefreshToken(req) {
@@ -188,7 +202,7 @@ func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signat
 	if authTime.IsZero() {
 		authTime = now
 	}
-	return storageErr(f.store.CreateGrantSession(ctx, &storage.GrantSession{
+	r := storage.Redemption{CodeSignature: signature, Now: now, Session: &storage.GrantSession{
 		ID:                row.SessionID,
 		UserID:            sess.Subject,
 		ClientID:          row.ClientID,
@@ -201,7 +215,18 @@ func (f *fositeStore) InvalidateAuthorizeCodeSession(ctx context.Context, signat
 		AbsoluteExpiresAt: absolute,
 		UserAgent:         sess.UserAgent,
 		IP:                sess.IP,
-	}))
+	}}
+	if x, _ := ctx.Value(exchangeKey{}).(*exchange); x != nil {
+		x.redemption = r
+		return nil
+	}
+	// Outside an exchange (fosite always opens one): write at once.
+	if err := f.store.RedeemAuthorizationCode(ctx, r); errors.Is(err, storage.ErrConflict) {
+		return &codeUsedError{sessionID: row.SessionID}
+	} else if err != nil {
+		return storageErr(err)
+	}
+	return nil
 }
 
 // issuesRefreshToken is fosite's rule (and the contract's): the client has
@@ -228,7 +253,7 @@ func (f *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		return err
 	}
 	now := time.Now().UTC()
-	return storageErr(f.store.CreateRefreshToken(ctx, &storage.RefreshToken{
+	t := &storage.RefreshToken{
 		Signature:   signature,
 		SessionID:   r.GetID(),
 		ClientID:    r.GetClient().GetID(),
@@ -236,7 +261,12 @@ func (f *fositeStore) CreateRefreshTokenSession(ctx context.Context, signature, 
 		CreatedAt:   now,
 		ExpiresAt:   expiry(r, fosite.RefreshToken, now.Add(f.cfg.RefreshTokenTTL)),
 		State:       storage.TokenActive,
-	}))
+	}
+	if x, _ := ctx.Value(exchangeKey{}).(*exchange); x != nil && x.redemption.Session != nil && x.redemption.Session.ID == t.SessionID {
+		x.redemption.FirstToken = t // written with the session, at Commit
+		return nil
+	}
+	return storageErr(f.store.CreateRefreshToken(ctx, t))
 }
 
 // GetRefreshTokenSession is part of fosite's storage contract; refresh,
@@ -295,50 +325,32 @@ func (f *fositeStore) revokeGrant(ctx context.Context, sid, reason string) error
 	return storageErr(err)
 }
 
-// CreatePKCERequestSession stores the code challenge under the code's
-// signature.
-func (f *fositeStore) CreatePKCERequestSession(ctx context.Context, signature string, r fosite.Requester) error {
-	data, err := encodeRequest(r)
-	if err != nil {
-		return err
-	}
-	return storageErr(f.store.CreatePKCERequest(ctx, &storage.PKCERequest{
-		Signature:   signature,
-		RequestData: data,
-		ExpiresAt:   expiry(r, fosite.AuthorizeCode, time.Now().Add(f.cfg.AuthorizeCodeTTL)),
-	}))
+// CreatePKCERequestSession stores nothing: the PKCE binding is the code's
+// own request (fosite hands both methods the same request, whose form
+// holds code_challenge and its method), stored with the code.
+func (f *fositeStore) CreatePKCERequestSession(context.Context, string, fosite.Requester) error {
+	return nil
 }
 
-// GetPKCERequestSession returns the code's PKCE request. fosite asks for it
-// after finding the code unused; as the row is deleted only together with
-// marking the code used, a row gone means an exchange of this code
-// committed in between: this one is a second use, which revokes what that
-// exchange issued (RFC 6749 §4.1.2), as a used code does.
+// GetPKCERequestSession returns the code's request, for its challenge.
+// fosite asks for it right after reading the code, and the request it
+// returns is the one the code was issued with. A concurrent exchange that
+// spends the code in between is caught when this one commits.
 func (f *fositeStore) GetPKCERequestSession(ctx context.Context, signature string, _ fosite.Session) (fosite.Requester, error) {
-	row, err := f.store.GetPKCERequest(ctx, signature)
-	if errors.Is(err, storage.ErrNotFound) {
-		code, cerr := f.store.GetAuthorizationCode(ctx, signature)
-		if cerr == nil && code.UsedAt != nil {
-			if rerr := f.revokeGrant(ctx, code.SessionID, storage.ReasonCodeReuse); rerr != nil {
-				return nil, rerr
-			}
-		}
-		return nil, fosite.ErrNotFound
-	}
+	row, req, err := f.authorizationCode(ctx, signature)
 	if err != nil {
-		return nil, storageErr(err)
+		return nil, err
 	}
-	req, err := decodeRequest(ctx, row.RequestData, f)
-	return req, storageErr(err)
+	if row.UsedAt != nil {
+		return nil, fosite.ErrNotFound // the code handler has refused it already
+	}
+	return req, nil
 }
 
 // DeletePKCERequestSession is called by fosite's PKCE handler right after
-// reading the row, before it checks the verifier and long before the code
-// is spent. Deleting the row there would let a concurrent exchange of the
-// same code find the code unused and its PKCE row gone, and answer
-// invalid_grant without revoking the winner's grant. The row is deleted in
-// InvalidateAuthorizeCodeSession instead, and a failed check spends the
-// code (spendFailedCode), so a failed attempt still uses up the binding.
+// reading the binding, before it checks the verifier. The binding goes
+// with the code: a failed check spends the code (spendFailedCode), so a
+// failed attempt still uses it up, and a successful exchange spends it.
 func (f *fositeStore) DeletePKCERequestSession(ctx context.Context, _ string) error {
 	if memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo); memo != nil {
 		memo.pkceTaken = true

@@ -174,7 +174,12 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		ClientSecretsHasher:        hasher,
 		SendDebugMessagesToClients: false,
 		EnforcePKCE:                true,
-		RedirectSecureChecker:      fosite.IsRedirectURISecureStrict,
+		// The form values the code's stored request keeps: fosite's own
+		// (redirect_uri is compared at the exchange), and the PKCE
+		// challenge, as the code is its own PKCE binding (see
+		// CreatePKCERequestSession): an exchange reads one row, not two.
+		SanitationWhiteList:   []string{"code", "redirect_uri", "code_challenge", "code_challenge_method"},
+		RedirectSecureChecker: fosite.IsRedirectURISecureStrict,
 	}
 	accessSigner := &signer{sign: km.SignAccessToken, keys: km}
 	idSigner := &signer{sign: km.SignIDToken, keys: km}

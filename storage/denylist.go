@@ -47,17 +47,19 @@ func (s *Store) IsAccessTokenDenied(ctx context.Context, jti string, now time.Ti
 // idle- or absolutely expired)? sid "" (a client_credentials token) counts
 // as live.
 func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time.Time) (denied, sessionLive bool, err error) {
-	now = now.UTC()
-	var row struct {
-		Denied bool
-		Live   bool
-	}
-	err = s.conn(ctx).Raw(
-		"SELECT EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = ? AND expires_at > ?) AS denied, "+
-			"EXISTS (SELECT 1 FROM grant_sessions WHERE id = ? AND revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?) AS live",
-		jti, now, sid, now, now).Scan(&row).Error
+	stmt, err := s.prepared(ctx, accessTokenStatusQuery)
 	if err != nil {
+		return false, false, err
+	}
+	var live bool
+	if err := stmt.QueryRowContext(ctx, jti, now.UTC(), sid).Scan(&denied, &live); err != nil {
 		return false, false, translate("access token status", err)
 	}
-	return row.Denied, row.Live || sid == "", nil
+	return denied, live || sid == "", nil
 }
+
+// accessTokenStatusQuery is asked on every introspection and userinfo call:
+// a prepared statement, without the ORM ($n parameters suit both databases).
+const accessTokenStatusQuery = `SELECT
+	EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2),
+	EXISTS (SELECT 1 FROM grant_sessions WHERE id = $3 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2)`

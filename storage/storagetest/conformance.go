@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"PruneRefreshTokensAndSessions", testPruneRefreshTokensAndSessions},
 		{"AuthorizationCodeCreateGetInvalidate", testAuthorizationCodeCreateGetInvalidate},
 		{"AuthorizationCodeInvalidateConcurrent", testAuthorizationCodeInvalidateConcurrent},
+		{"AuthorizationCodeRedeem", testAuthorizationCodeRedeem},
+		{"AuthorizationCodeRedeemConcurrent", testAuthorizationCodeRedeemConcurrent},
 		{"CodeRequests", testCodeRequests},
 		{"PARCreateTake", testPARCreateTake},
 		{"PARExpiry", testPARExpiry},
