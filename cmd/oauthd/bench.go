@@ -39,19 +39,20 @@ import (
 
 // Scenarios of `oauthd bench`, in the order "all" runs them.
 const (
-	scenarioToken       = "client_credentials"
-	scenarioJWKS        = "jwks"
-	scenarioJWKS304     = "jwks-304"
-	scenarioIntrospect  = "introspect"
-	scenarioRefresh     = "refresh"
-	scenarioCode        = "authorization_code"
-	scenarioRefreshOIDC = "refresh-oidc"
+	scenarioToken        = "client_credentials"
+	scenarioJWKS         = "jwks"
+	scenarioJWKS304      = "jwks-304"
+	scenarioIntrospect   = "introspect"
+	scenarioRefresh      = "refresh"
+	scenarioCode         = "authorization_code"
+	scenarioCodeExchange = "code_exchange"
+	scenarioRefreshOIDC  = "refresh-oidc"
 )
 
 // benchScenarios is what "all" runs; refresh runs before
-// authorization_code, whose thousands of new grants it would otherwise
-// find in the tables.
-var benchScenarios = []string{scenarioToken, scenarioJWKS, scenarioJWKS304, scenarioIntrospect, scenarioRefresh, scenarioCode}
+// authorization_code and code_exchange, whose thousands of new grants it
+// would otherwise find in the tables.
+var benchScenarios = []string{scenarioToken, scenarioJWKS, scenarioJWKS304, scenarioIntrospect, scenarioRefresh, scenarioCode, scenarioCodeExchange}
 
 // benchExtraScenarios run only when named.
 var benchExtraScenarios = []string{scenarioRefreshOIDC}
@@ -64,6 +65,10 @@ type benchScenario struct {
 	iteration string
 	// check, when set, verifies the server's state after the load.
 	check func(ctx context.Context) (*familyCheck, error)
+	// prepare, when set, runs just before the scenario's load (not
+	// measured), with the load's client: set-up that would not keep from
+	// benchSpecs until then, like code_exchange's codes, which expire.
+	prepare func(ctx context.Context, client loadgen.Client, progress io.Writer) error
 }
 
 // benchOptions are the flags of `oauthd bench`.
@@ -82,6 +87,7 @@ type benchOptions struct {
 	client      string
 	seed        int64
 	cpuProfile  string
+	codeStock   int
 
 	scenarios        []string // parsed --scenario
 	serverProfileDir string   // where the server bench started writes profiles
@@ -130,6 +136,14 @@ Scenarios:
                       (the client skips consent) answers 303 with a code,
                       then POST /oauth2/token exchanges it (PKCE S256,
                       offline_access bench:read); REQ/S counts exchanges
+  code_exchange       the code exchange alone: POST /oauth2/token
+                      grant_type=authorization_code (PKCE S256), expects 200
+                      with a refresh_token. Codes are single-use and live
+                      60s, so before the load (not measured) each worker
+                      gets --code-stock codes from GET /oauth2/authorize as
+                      in authorization_code (that rate is printed too); a
+                      worker whose stock runs out stops, and bench warns
+                      that REQ/S then understates the rate
   refresh-oidc        refresh with openid in the grant: each answer carries
                       an ID token (RS256); only when named
 
@@ -176,6 +190,7 @@ ready; peak RSS (VmHWM) after the load.`,
   oauthd bench --log-level info        # include the cost of access logging
   oauthd bench --scenario refresh --seed-sessions 1000000
   oauthd bench --scenario authorization_code,introspect --cpuprofile /tmp/prof
+  oauthd bench --scenario code_exchange --code-stock 2000
   oauthd bench --json > bench.json
   OAUTHD_ADMIN_TOKEN=... oauthd bench --target https://auth.example.com --admin-url http://10.0.0.5:8081
   make bench BENCH_ARGS="--duration 30s"`,
@@ -200,6 +215,7 @@ ready; peak RSS (VmHWM) after the load.`,
 	f.BoolVar(&o.json, "json", false, "print the results as one JSON object")
 	f.BoolVar(&o.keepGoing, "keep-going", false, "count failed requests and carry on instead of stopping at the first")
 	f.Int64Var(&o.seed, "seed-sessions", 0, "grant sessions (each with an active refresh token) to insert into the server's database before the scenarios")
+	f.IntVar(&o.codeStock, "code-stock", 800, "code_exchange: authorization codes each worker mints before the load and exchanges during it, one per request")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for a CPU profile of the server per scenario (SCENARIO.pprof)")
 	f.StringVar(&o.client, "client", "", "HTTP client of the load: raw (lean, http:// only) or nethttp (Go's net/http) (default: raw for http://, nethttp for https://)")
 	return cmd
@@ -232,6 +248,9 @@ func (o *benchOptions) validate(cmd *cobra.Command, getenv func(string) string) 
 	}
 	if o.warmup < 0 {
 		bad("--warmup: must not be negative (0s for none)")
+	}
+	if o.codeStock < 1 {
+		bad("--code-stock: must be at least 1 (codes per worker), not %d", o.codeStock)
 	}
 	if o.seed < 0 || o.seed > benchMaxSeed {
 		bad("--seed-sessions: must be between 0 and %d, not %d", int64(benchMaxSeed), o.seed)
@@ -355,6 +374,11 @@ type scenarioReport struct {
 	// CPUProfile is the server's CPU profile of the measured window
 	// (--cpuprofile).
 	CPUProfile string `json:"cpu_profile,omitempty"`
+	// ExhaustedS has, for each worker that ran out of its stock
+	// (code_exchange), when, in seconds into the measured window
+	// (negative: during the warm-up); requests_per_second then understates
+	// the rate.
+	ExhaustedS []float64 `json:"exhausted_workers_s,omitempty"`
 
 	p50, p90, p99, p999, max time.Duration
 }
@@ -395,8 +419,37 @@ func newScenarioReport(r *loadgen.Result) scenarioReport {
 	if len(r.ErrorKinds) > 0 {
 		s.ErrorKinds = r.ErrorKinds
 	}
+	for _, d := range r.Exhausted {
+		s.ExhaustedS = append(s.ExhaustedS, math.Round(d.Seconds()*1000)/1000)
+	}
 	s.LatencyMS = latencyReport{P50: benchMS(s.p50), P90: benchMS(s.p90), P99: benchMS(s.p99), P999: benchMS(s.p999), Max: benchMS(s.max), Mean: benchMS(h.Mean())}
 	return s
+}
+
+// benchExhaustedText says how many of the workers ran out of their stock
+// and when (offsets into the measured window, earliest first), and what
+// that does to REQ/S.
+func benchExhaustedText(exhausted []time.Duration, workers int) string {
+	var warm int
+	for _, d := range exhausted {
+		if d < 0 {
+			warm++
+		}
+	}
+	var when []string
+	if warm > 0 {
+		when = append(when, fmt.Sprintf("%d during the warm-up", warm))
+	}
+	if in := exhausted[warm:]; len(in) > 0 {
+		first, last := in[0].Seconds(), in[len(in)-1].Seconds()
+		at := fmt.Sprintf("%.2fs", first)
+		if len(in) > 1 {
+			at = fmt.Sprintf("%.2fs to %.2fs", first, last)
+		}
+		when = append(when, fmt.Sprintf("%d at %s into the measured window", len(in), at))
+	}
+	return fmt.Sprintf("%d of %d workers ran out of codes (%s) and stopped; REQ/S (requests / measured window) understates the rate of %d busy workers, a conservative figure; a larger --code-stock keeps them busy to the end",
+		len(exhausted), workers, strings.Join(when, ", "), workers)
 }
 
 // runBench runs the whole benchmark and prints the report.
@@ -452,7 +505,7 @@ func (c *cli) runBench(ctx context.Context, o *benchOptions) (err error) {
 			}
 		}()
 	}
-	target := &benchTarget{publicURL: publicURL, adminURL: adminURL, adminToken: adminToken, client: client, concurrency: o.concurrency, external: srv == nil}
+	target := &benchTarget{publicURL: publicURL, adminURL: adminURL, adminToken: adminToken, client: client, concurrency: o.concurrency, codeStock: o.codeStock, external: srv == nil}
 	defer target.cleanup(context.WithoutCancel(ctx), c.stderr)
 	if o.seed > 0 {
 		if rep.Seed, err = target.seed(ctx, srv.dsn, o.seed, progress); err != nil {
@@ -606,6 +659,11 @@ func benchLoad(ctx context.Context, scenarios []benchScenario, o *benchOptions, 
 		if err != nil {
 			return nil, err
 		}
+		if sc.prepare != nil {
+			if err := sc.prepare(ctx, loadClient, progress); err != nil {
+				return nil, err
+			}
+		}
 		fmt.Fprintf(progress, "bench: %s: %d workers (%s client), %s warm-up + %s\n", spec.Name, o.concurrency, loadClient, o.warmup, o.duration)
 		var prof *benchProfile
 		if o.cpuProfile != "" && o.serverProfileDir != "" && pid > 0 {
@@ -621,6 +679,9 @@ func benchLoad(ctx context.Context, scenarios []benchScenario, o *benchOptions, 
 		wall := time.Since(start).Seconds()
 		s := newScenarioReport(res)
 		s.Iteration = sc.iteration
+		if len(res.Exhausted) > 0 {
+			fmt.Fprintf(progress, "bench: %s: warning: %s\n", spec.Name, benchExhaustedText(res.Exhausted, o.concurrency))
+		}
 		if cpu, err := loadgen.ProcCPU(pid); err == nil && srvErr == nil && pid > 0 {
 			v := math.Round((cpu-srvCPU0).Seconds()/wall*100) / 100
 			s.ServerCPU = &v
@@ -1093,6 +1154,8 @@ func benchSpecs(ctx context.Context, t *benchTarget, names []string, client load
 			sc, err = t.refreshScenario(ctx, name, "openid "+benchUserScope)
 		case scenarioCode:
 			sc, err = t.codeScenario(ctx)
+		case scenarioCodeExchange:
+			sc, err = t.codeExchangeScenario(ctx, client)
 		default:
 			return nil, fmt.Errorf("unknown scenario %q", name)
 		}

@@ -16,6 +16,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/sync/errgroup"
 
@@ -42,6 +43,8 @@ type benchTarget struct {
 	// client is the client_credentials client registered at the start.
 	client      benchClient
 	concurrency int
+	// codeStock is the number of codes each code_exchange worker mints.
+	codeStock int
 	// external: a --target server, whose clients and sessions bench
 	// removes at the end.
 	external bool
@@ -435,12 +438,17 @@ type codeStep struct {
 }
 
 func newCodeStep(verifier string) *codeStep {
-	prefix := url.Values{
+	return &codeStep{prefix: benchExchangePrefix(verifier)}
+}
+
+// benchExchangePrefix is the form of a code exchange with PKCE verifier,
+// up to "code=".
+func benchExchangePrefix(verifier string) []byte {
+	return []byte(url.Values{
 		"grant_type":    {"authorization_code"},
 		"redirect_uri":  {benchRedirect},
 		"code_verifier": {verifier},
-	}.Encode() + "&code="
-	return &codeStep{prefix: []byte(prefix)}
+	}.Encode() + "&code=")
 }
 
 func (s *codeStep) Body(i int) []byte {
@@ -457,15 +465,67 @@ func (s *codeStep) Observe(i int, a loadgen.Answer) error {
 		}
 		return nil
 	}
-	code, errCode := benchQueryParam(a.Header, "code"), benchQueryParam(a.Header, "error")
-	switch {
-	case len(errCode) > 0:
-		return fmt.Errorf("authorization error %s", errCode)
-	case len(code) == 0 || !bytes.HasPrefix(a.Header, []byte(benchRedirect+"?")):
-		return fmt.Errorf("the redirect %q carries no code", benchTruncate(a.Header, 100))
+	code, err := benchRedirectCode(a.Header)
+	if err != nil {
+		return err
 	}
 	// The value comes escaped from the Location; it goes into the form as is.
 	s.body = append(append(s.body[:0], s.prefix...), code...)
+	return nil
+}
+
+// benchRedirectCode returns the code (still escaped) in location, a
+// redirect to benchRedirect, or why there is none.
+func benchRedirectCode(location []byte) ([]byte, error) {
+	code, errCode := benchQueryParam(location, "code"), benchQueryParam(location, "error")
+	switch {
+	case len(errCode) > 0:
+		return nil, fmt.Errorf("authorization error %s", errCode)
+	case len(code) == 0 || !bytes.HasPrefix(location, []byte(benchRedirect+"?")):
+		return nil, fmt.Errorf("the redirect %q carries no code", benchTruncate(location, 100))
+	}
+	return code, nil
+}
+
+// exchangeStep is one worker of code_exchange: its share of the codes
+// minted before the load, each sent once, oldest first (codes expire).
+type exchangeStep struct {
+	prefix []byte   // the exchange's form up to "code="
+	codes  [][]byte // escaped, as the Location carried them
+	next   int      // the code the next iteration sends
+	body   []byte
+}
+
+func (s *exchangeStep) Body(int) []byte {
+	if s.Exhausted() {
+		return nil // the spec's own body, without a code: refused (loadgen.Run asks Exhausted first)
+	}
+	// Spent whatever the answer: a code is never sent twice.
+	s.body = append(append(s.body[:0], s.prefix...), s.codes[s.next]...)
+	s.next++
+	return s.body
+}
+
+// Observe has nothing to do: the spec checks the answer for a refresh token.
+func (s *exchangeStep) Observe(int, loadgen.Answer) error { return nil }
+
+// Exhausted reports the stock used up: its worker stops (loadgen.Exhaustible).
+func (s *exchangeStep) Exhausted() bool { return s.next >= len(s.codes) }
+
+var _ loadgen.Exhaustible = (*exchangeStep)(nil)
+
+// mintStep takes the code of each authorization request into an
+// exchangeStep's stock.
+type mintStep struct{ into *exchangeStep }
+
+func (m mintStep) Body(int) []byte { return nil }
+
+func (m mintStep) Observe(_ int, a loadgen.Answer) error {
+	code, err := benchRedirectCode(a.Header)
+	if err != nil {
+		return err
+	}
+	m.into.codes = append(m.into.codes, bytes.Clone(code))
 	return nil
 }
 
@@ -725,4 +785,104 @@ func (t *benchTarget) codeScenario(ctx context.Context) (*benchScenario, error) 
 		Stepper: func(w int) loadgen.Step { return steps[w] },
 	}
 	return &benchScenario{spec: spec, iteration: "code exchanges: GET " + oauth.PathAuthorize + " (303 with a code) + POST " + oauth.PathToken}, nil
+}
+
+// codeExchangeScenario prepares code_exchange: the token endpoint's
+// authorization_code grant alone. Codes are single-use and live a minute,
+// so the stock (t.codeStock per worker) is minted by prepare, just before
+// the load; here only worker 0 gets one, for the trial request.
+func (t *benchTarget) codeExchangeScenario(ctx context.Context, client loadgen.Client) (*benchScenario, error) {
+	cl, err := t.userGrantClient(ctx)
+	if err != nil {
+		return nil, err
+	}
+	u, err := t.newUser(ctx, "exchange")
+	if err != nil {
+		return nil, err
+	}
+	verifier, challenge := benchVerifier()
+	steps := make([]*exchangeStep, t.concurrency)
+	for i := range steps {
+		steps[i] = &exchangeStep{prefix: benchExchangePrefix(verifier)}
+	}
+	// The authorization request as codeScenario sends it.
+	authorize := loadgen.Spec{
+		Name: scenarioCodeExchange, Method: http.MethodGet, URL: t.authorizeURL(cl, benchUserScope, "bench-"+benchRandom(6), challenge),
+		Header:  http.Header{"Cookie": {u.Cookie}, "Accept": {"text/html"}},
+		Status:  http.StatusSeeOther,
+		Capture: "Location",
+	}
+	if err := benchMintCodes(ctx, authorize, steps[:1], 1, client); err != nil {
+		return nil, err
+	}
+	spec := loadgen.Spec{
+		Name: scenarioCodeExchange, Method: http.MethodPost, URL: t.publicURL + oauth.PathToken,
+		Header: http.Header{
+			"Authorization": {cl.basicAuth()},
+			"Content-Type":  {"application/x-www-form-urlencoded"},
+			"Accept":        {"application/json"},
+		},
+		Body:         benchExchangePrefix(verifier), // without a code: sent only by a step that has none left
+		Status:       http.StatusOK,
+		BodyContains: []byte(`"refresh_token"`),
+		Stepper:      func(w int) loadgen.Step { return steps[w] },
+	}
+	perWorker := t.codeStock
+	prepare := func(ctx context.Context, client loadgen.Client, progress io.Writer) error {
+		total := perWorker * len(steps)
+		fmt.Fprintf(progress, "bench: %s: minting %d codes (%d per worker, %d workers, %s client)\n", scenarioCodeExchange, total, perWorker, len(steps), client)
+		start := time.Now()
+		if err := benchMintCodes(ctx, authorize, steps, perWorker, client); err != nil {
+			return err
+		}
+		took := time.Since(start)
+		fmt.Fprintf(progress, "bench: %s: minted %d codes in %.1fs (%.0f authorization requests/s, not part of the measurement)\n",
+			scenarioCodeExchange, total, took.Seconds(), float64(total)/took.Seconds())
+		if took > 30*time.Second {
+			fmt.Fprintf(progress, "bench: %s: warning: the first codes are %.0fs old when the load starts and codes live 60s: a smaller --code-stock keeps them fresh\n",
+				scenarioCodeExchange, took.Seconds())
+		}
+		return nil
+	}
+	return &benchScenario{
+		spec: spec, prepare: prepare,
+		iteration: "code exchanges: POST " + oauth.PathToken + " with a code minted before the load (the authorization requests are not measured)",
+	}, nil
+}
+
+// benchMintCodes replaces the stock of each step with n codes from
+// authorize requests (spec authorize, which answers 303 with a code), one
+// goroutine per step as in the load, with the load's client.
+func benchMintCodes(ctx context.Context, authorize loadgen.Spec, steps []*exchangeStep, n int, client loadgen.Client) error {
+	var rt *http.Transport
+	if client == loadgen.ClientNetHTTP {
+		rt = loadgen.NewTransport(len(steps))
+		defer rt.CloseIdleConnections()
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, st := range steps {
+		st.codes, st.next = st.codes[:0], 0
+		g.Go(func() error {
+			spec := authorize
+			spec.Stepper = func(int) loadgen.Step { return mintStep{into: st} }
+			var s *loadgen.Sender
+			var err error
+			if rt == nil {
+				s, err = loadgen.NewRawSender(gctx, spec, benchHTTP.Timeout)
+			} else {
+				s, err = loadgen.NewSender(gctx, spec, rt)
+			}
+			if err != nil {
+				return err
+			}
+			defer s.Close()
+			for range n {
+				if err := s.Do(); err != nil {
+					return fmt.Errorf("scenario %s: minting codes (%s client): %v", authorize.Name, client, err)
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }

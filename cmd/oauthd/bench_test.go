@@ -51,7 +51,8 @@ func TestBenchLoadGenerator(t *testing.T) {
 func testBenchLoadGenerator(t *testing.T, ts *testServer, cl benchClient, client loadgen.Client) {
 	ctx := context.Background()
 	publicURL := ts.PublicURL
-	target := &benchTarget{publicURL: publicURL, adminURL: ts.AdminURL, adminToken: ts.AdminToken, client: cl, concurrency: 2}
+	// 500 codes per worker outlast 350ms of exchanges by 2 workers here.
+	target := &benchTarget{publicURL: publicURL, adminURL: ts.AdminURL, adminToken: ts.AdminToken, client: cl, concurrency: 2, codeStock: 500}
 	specs, err := benchSpecs(ctx, target, benchScenarios, client)
 	if err != nil {
 		t.Fatal(err)
@@ -62,8 +63,10 @@ func testBenchLoadGenerator(t *testing.T, ts *testServer, cl benchClient, client
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "(" + string(client) + " client)"; !strings.Contains(progress.String(), want) {
-		t.Errorf("progress lacks %q:\n%s", want, progress.String())
+	for _, want := range []string{"(" + string(client) + " client)", "code_exchange: minted 1000 codes in "} {
+		if !strings.Contains(progress.String(), want) {
+			t.Errorf("progress lacks %q:\n%s", want, progress.String())
+		}
 	}
 	if len(reports) != len(benchScenarios) {
 		t.Fatalf("%d scenario reports, want %d", len(reports), len(benchScenarios))
@@ -83,6 +86,10 @@ func testBenchLoadGenerator(t *testing.T, ts *testServer, cl benchClient, client
 		case scenarioCode:
 			if !strings.Contains(s.Iteration, "code exchanges") {
 				t.Errorf("authorization_code iteration %q", s.Iteration)
+			}
+		case scenarioCodeExchange:
+			if !strings.Contains(s.Iteration, "minted before the load") {
+				t.Errorf("code_exchange iteration %q", s.Iteration)
 			}
 		}
 	}
@@ -146,7 +153,9 @@ func TestBenchFlagValidation(t *testing.T) {
 		{args: []string{"--seed-sessions", "100000001"}, want: []string{"--seed-sessions", "100000000"}},
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--seed-sessions", "10"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--seed-sessions", "--target"}},
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2", "--cpuprofile", "/tmp/x"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--cpuprofile", "--target"}},
-		{args: []string{"--scenario", "refresh,refresh-oidc,nope"}, want: []string{`unknown scenario "nope"`, "refresh-oidc"}},
+		{args: []string{"--scenario", "refresh,refresh-oidc,nope"}, want: []string{`unknown scenario "nope"`, "refresh-oidc", "code_exchange"}},
+		{args: []string{"--code-stock", "0"}, want: []string{"--code-stock", "at least 1"}},
+		{args: []string{"--scenario", "code_exchange", "--code-stock", "-5"}, want: []string{"--code-stock", "-5"}},
 		// Valid flags, unreachable target: fails at the readiness check,
 		// which shows the token was taken from the environment.
 		{args: []string{"--target", "http://127.0.0.1:1", "--admin-url", "http://127.0.0.1:2"}, env: map[string]string{"OAUTHD_ADMIN_TOKEN": "x"}, want: []string{"--target: ", "127.0.0.1:1"}},
@@ -179,7 +188,7 @@ func TestBenchCommand(t *testing.T) {
 	}
 	t.Setenv("OAUTHD_TEST_MAIN", "1") // the server process is this test binary
 	var out, errb bytes.Buffer
-	err := run(context.Background(), []string{"bench", "--json", "--concurrency", "2", "--duration", "200ms", "--warmup", "0s"}, envMap(nil), nil, &out, &errb)
+	err := run(context.Background(), []string{"bench", "--json", "--concurrency", "2", "--duration", "200ms", "--warmup", "0s", "--code-stock", "300"}, envMap(nil), nil, &out, &errb)
 	if err != nil {
 		t.Fatalf("bench: %v\nstderr: %s", err, errb.String())
 	}
@@ -222,8 +231,8 @@ func TestBenchCommandSignIn(t *testing.T) {
 	t.Setenv("OAUTHD_TEST_MAIN", "1") // the server process is this test binary
 	profiles := t.TempDir()
 	var out, errb bytes.Buffer
-	args := []string{"bench", "--json", "--scenario", "introspect,refresh,authorization_code,refresh-oidc", "--client", "nethttp",
-		"--seed-sessions", "300", "--cpuprofile", profiles, "--concurrency", "2", "--duration", "300ms", "--warmup", "50ms", "--log-level", "warn"}
+	args := []string{"bench", "--json", "--scenario", "introspect,refresh,authorization_code,code_exchange,refresh-oidc", "--client", "nethttp",
+		"--seed-sessions", "300", "--cpuprofile", profiles, "--concurrency", "2", "--duration", "300ms", "--warmup", "50ms", "--log-level", "warn", "--code-stock", "300"}
 	if err := run(context.Background(), args, envMap(nil), nil, &out, &errb); err != nil {
 		t.Fatalf("bench: %v\nstderr: %s", err, errb.String())
 	}
@@ -234,7 +243,7 @@ func TestBenchCommandSignIn(t *testing.T) {
 	if rep.Config.Client != "nethttp" || rep.Config.SeedSessions != 300 || rep.Seed == nil || rep.Seed.Sessions != 300 || rep.Seed.GrantSessions < 300 {
 		t.Errorf("config %+v, seed %+v", rep.Config, rep.Seed)
 	}
-	if len(rep.Scenarios) != 4 {
+	if len(rep.Scenarios) != 5 {
 		t.Fatalf("%d scenarios", len(rep.Scenarios))
 	}
 	for _, s := range rep.Scenarios {
@@ -248,8 +257,10 @@ func TestBenchCommandSignIn(t *testing.T) {
 			t.Errorf("%s: CPU profile %q: %v", s.Name, s.CPUProfile, err)
 		}
 	}
-	if !strings.Contains(errb.String(), "seeding 300 grant sessions") {
-		t.Errorf("progress lacks the seeding: %s", errb.String())
+	for _, want := range []string{"seeding 300 grant sessions", "code_exchange: minted 600 codes in "} {
+		if !strings.Contains(errb.String(), want) {
+			t.Errorf("progress lacks %q: %s", want, errb.String())
+		}
 	}
 }
 
@@ -407,5 +418,49 @@ func TestBenchDropStacks(t *testing.T) {
 	}
 	if plain := `level=WARN msg="a \"quoted\" word" n=1`; benchDropStacks(plain) != plain {
 		t.Errorf("changed %s into %s", plain, benchDropStacks(plain))
+	}
+}
+
+// TestBenchExchangeStep checks that code_exchange sends each code once, in
+// order, without allocating, and says when it has none left.
+func TestBenchExchangeStep(t *testing.T) {
+	s := &exchangeStep{prefix: benchExchangePrefix("v"), codes: [][]byte{[]byte("c1"), []byte("c%2B2")}}
+	want := "code_verifier=v&grant_type=authorization_code&redirect_uri=http%3A%2F%2F127.0.0.1%3A9%2Fcb&code="
+	for _, code := range []string{"c1", "c%2B2"} {
+		if s.Exhausted() {
+			t.Fatalf("exhausted before %s", code)
+		}
+		if got := string(s.Body(0)); got != want+code {
+			t.Errorf("body %q, want %q", got, want+code)
+		}
+	}
+	if !s.Exhausted() || s.Body(0) != nil {
+		t.Error("a step without codes left is not exhausted, or sends a body")
+	}
+	if n := testing.AllocsPerRun(100, func() { s.next = 0; s.Body(0); s.Body(0) }); n != 0 {
+		t.Errorf("%v allocations per two bodies", n)
+	}
+
+	// Minting takes the code from the redirect, and refuses one without.
+	m := mintStep{into: &exchangeStep{}}
+	if err := m.Observe(0, loadgen.Answer{Header: []byte(benchRedirect + "?code=abc&state=s")}); err != nil || len(m.into.codes) != 1 || string(m.into.codes[0]) != "abc" {
+		t.Errorf("minted %q, %v", m.into.codes, err)
+	}
+	for _, loc := range []string{"", benchRedirect + "?error=access_denied", "http://elsewhere/?code=x"} {
+		if err := m.Observe(0, loadgen.Answer{Header: []byte(loc)}); err == nil {
+			t.Errorf("minted a code from %q", loc)
+		}
+	}
+}
+
+func TestBenchExhaustedText(t *testing.T) {
+	got := benchExhaustedText([]time.Duration{-100 * time.Millisecond, 2500 * time.Millisecond, 3100 * time.Millisecond}, 32)
+	for _, want := range []string{"3 of 32 workers ran out", "1 during the warm-up", "2 at 2.50s to 3.10s into the measured window", "understates", "conservative", "--code-stock"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("%q lacks %q", got, want)
+		}
+	}
+	if got := benchExhaustedText([]time.Duration{time.Second}, 2); !strings.Contains(got, "1 at 1.00s into") || strings.Contains(got, "warm-up") {
+		t.Errorf("one worker: %q", got)
 	}
 }

@@ -18,7 +18,9 @@
 // sequence of requests (e.g. an authorization request, then the exchange of
 // the code it answered with). The raw client keeps its no-allocation path
 // for static specs; for a step it renders the new body and its
-// Content-Length into a reused per-worker buffer.
+// Content-Length into a reused per-worker buffer. A Step with a finite
+// supply (single-use codes minted beforehand, say) can say it has run out
+// (Exhaustible): its worker then stops early, without an error.
 package loadgen
 
 import (
@@ -30,6 +32,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -82,6 +85,15 @@ type Step interface {
 	// keeps whatever state it decides, and the next iteration starts again
 	// at request 0.
 	Observe(i int, a Answer) error
+}
+
+// Exhaustible is implemented by a Step whose supply of requests is finite,
+// e.g. one-use authorization codes minted before the run.
+type Exhaustible interface {
+	// Exhausted reports that the Step has nothing left to send. Run asks
+	// before each iteration; a worker whose Step is exhausted stops (not an
+	// error) and Result.Exhausted records when. Sender.Do does not ask.
+	Exhausted() bool
 }
 
 // Answer is a response as a Step sees it.
@@ -155,6 +167,12 @@ type Result struct {
 	// last request finished.
 	Elapsed time.Duration
 	Latency *Histogram
+	// Exhausted has, for each worker that stopped early because its Step
+	// ran out (see Exhaustible), when it did, from the start of the
+	// measured window (negative: during the warm-up); earliest first. The
+	// window still runs until the last worker stops, so Throughput then
+	// understates what all the workers together would have done.
+	Exhausted []time.Duration
 }
 
 // Throughput is successful requests per second in the measured window.
@@ -219,6 +237,7 @@ func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
 			return nil, err
 		}
 		workers[i] = &worker{s: s, hist: NewHistogram()}
+		workers[i].supply, _ = s.step.(Exhaustible)
 	}
 
 	start := time.Now()
@@ -257,7 +276,11 @@ func Run(ctx context.Context, spec Spec, cfg Config) (*Result, error) {
 		if w.finished.After(last) {
 			last = w.finished
 		}
+		if w.exhausted {
+			res.Exhausted = append(res.Exhausted, w.finished.Sub(measureFrom))
+		}
 	}
+	slices.Sort(res.Exhausted)
 	res.Aborted = context.Cause(runCtx) == errAborted
 	if last.After(measureFrom) {
 		res.Elapsed = last.Sub(measureFrom)
@@ -298,6 +321,8 @@ func (k errKind) String() string {
 
 type worker struct {
 	s          *Sender
+	supply     Exhaustible // the Sender's Step, when its supply is finite
+	exhausted  bool        // stopped because supply ran out
 	hist       *Histogram
 	ok, warmOK int64
 	errs       map[errKind]int64
@@ -311,6 +336,10 @@ func (w *worker) run(ctx context.Context, measureFrom, end time.Time, keepGoing 
 	for ctx.Err() == nil {
 		t0 := time.Now()
 		if !t0.Before(end) {
+			return
+		}
+		if w.supply != nil && w.supply.Exhausted() {
+			w.exhausted = true
 			return
 		}
 		kind, err := w.s.do()

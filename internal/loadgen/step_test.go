@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,3 +406,52 @@ func (s *alternating) Body(int) []byte {
 	return []byte("dynamic")
 }
 func (s *alternating) Observe(int, Answer) error { return nil }
+
+// stockStep has k bodies to send and then is exhausted.
+type stockStep struct {
+	k, sent, seen int
+}
+
+func (s *stockStep) Body(int) []byte {
+	s.sent++
+	return nil
+}
+func (s *stockStep) Observe(int, Answer) error { s.seen++; return nil }
+func (s *stockStep) Exhausted() bool           { return s.sent >= s.k }
+
+func TestRunStopsExhaustedWorkers(t *testing.T) {
+	for _, client := range []Client{ClientRaw, ClientNetHTTP} {
+		t.Run(string(client), func(t *testing.T) {
+			var hits atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				hits.Add(1)
+				io.WriteString(w, "ok")
+			}))
+			defer srv.Close()
+			steps := []*stockStep{{k: 3}, {k: 5}, {k: 0}}
+			spec := Spec{Name: "stock", URL: srv.URL, Stepper: func(w int) Step { return steps[w] }}
+			// Long enough that only the exhaustion can have ended the run.
+			cfg := Config{Client: client, Concurrency: len(steps), Duration: 20 * time.Second, Warmup: 10 * time.Millisecond}
+			start := time.Now()
+			res, err := Run(context.Background(), spec, cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if took := time.Since(start); took > cfg.Duration/2 {
+				t.Errorf("the run took %v: exhausted workers did not stop", took)
+			}
+			for i, s := range steps {
+				if s.sent != s.k || s.seen != s.k {
+					t.Errorf("worker %d: sent %d, saw %d answers, want exactly %d", i, s.sent, s.seen, s.k)
+				}
+			}
+			if res.Errors != 0 || res.Aborted || res.Requests+res.WarmupRequests != 8 || hits.Load() != 8 {
+				t.Errorf("%d+%d requests, %d errors %v (first: %s), aborted %v, server saw %d; want 8 and no errors",
+					res.WarmupRequests, res.Requests, res.Errors, res.ErrorKinds, res.FirstError, res.Aborted, hits.Load())
+			}
+			if len(res.Exhausted) != 3 || !slices.IsSorted(res.Exhausted) || res.Exhausted[0] < -cfg.Warmup || res.Exhausted[2] > time.Since(start) {
+				t.Errorf("exhausted at %v, want 3 times from the warm-up on, in order", res.Exhausted)
+			}
+		})
+	}
+}
