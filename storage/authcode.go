@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"time"
 
 	"gorm.io/gorm"
@@ -51,12 +53,37 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c *AuthorizationCod
 // GetAuthorizationCode loads a code by signature, used or not (the caller
 // checks UsedAt, and expiry). ErrNotFound when unknown.
 func (s *Store) GetAuthorizationCode(ctx context.Context, signature string) (*AuthorizationCode, error) {
-	var c AuthorizationCode
-	if err := s.conn(ctx).Where("signature = ?", signature).Take(&c).Error; err != nil {
+	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); inTx {
+		var c AuthorizationCode
+		if err := s.conn(ctx).Where("signature = ?", signature).Take(&c).Error; err != nil {
+			return nil, translate("get authorization code", err)
+		}
+		return &c, nil
+	}
+	// Every code exchange reads its code: a prepared statement, without
+	// the ORM.
+	stmt, err := s.prepared(ctx, getAuthorizationCode)
+	if err != nil {
+		return nil, err
+	}
+	c := AuthorizationCode{Signature: signature}
+	var created, expires, used sqlTime
+	err = stmt.QueryRowContext(ctx, signature).Scan(&c.SessionID, &c.ClientID, &c.RequestData, &created, &expires, &used)
+	if err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			err = ErrNotFound
+		}
 		return nil, translate("get authorization code", err)
+	}
+	c.CreatedAt, c.ExpiresAt = created.Time, expires.Time
+	if !used.Time.IsZero() {
+		c.UsedAt = &used.Time
 	}
 	return &c, nil
 }
+
+const getAuthorizationCode = `SELECT session_id, client_id, request_data, created_at, expires_at, used_at
+FROM authorization_codes WHERE signature = $1`
 
 // InvalidateAuthorizationCode marks the code used at now. The update is
 // conditional on the code being unused, so of concurrent calls exactly one

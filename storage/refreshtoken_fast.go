@@ -166,29 +166,6 @@ func (s *Store) rotateFast(ctx context.Context, req RotateRequest, now time.Time
 	return RotateResult{Outcome: RotateRotated, SessionID: parent.SessionID, Parent: &parent, Child: &child, Sealed: sealed}, true, nil
 }
 
-// sqliteWrite runs fn in a write transaction of its own on SQLite, in this
-// process's writer turn. fn reports whether to commit; false rolls back.
-func (s *Store) sqliteWrite(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) (bool, error) {
-	release, err := s.admitWriter(ctx)
-	if err != nil {
-		return false, translate("begin", err)
-	}
-	defer release()
-	tx, err := s.sqlDB.BeginTx(ctx, nil)
-	if err != nil {
-		return false, translate("begin", err)
-	}
-	commit, err := fn(tx)
-	if err != nil || !commit {
-		_ = tx.Rollback()
-		return false, err
-	}
-	if err := tx.Commit(); err != nil {
-		return false, translate("commit", err)
-	}
-	return true, nil
-}
-
 // prepared returns the statement for query, prepared once for the whole
 // pool (database/sql prepares it again on each connection as needed).
 func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -35,6 +35,9 @@ type Store struct {
 	// stmts holds the hot paths' prepared statements by query text
 	// (see prepared).
 	stmts sync.Map
+	// batch groups SQLite's hot writes into shared transactions
+	// (sqliteWrite).
+	batch batcher
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -151,6 +154,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close releases the pool.
 func (s *Store) Close() error {
+	s.stopWrites()
 	s.stmts.Range(func(_, st any) bool {
 		_ = st.(*sql.Stmt).Close()
 		return true

@@ -1,0 +1,178 @@
+package storage
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"sync"
+)
+
+// SQLite has one writer, so every write transaction waits for the one
+// before it, and each commit costs the same system calls however little it
+// wrote. The hot writes (a refresh rotation, a code exchange) are small and
+// come many at a time under load: sqliteWrite hands them to one goroutine
+// that runs whatever is waiting as one transaction ("group commit"), each
+// write in its own savepoint, so one that fails or does not apply leaves
+// the others as they were. A waiting write is in the next transaction; an
+// idle server commits each write on its own, as before.
+
+// maxBatch bounds the writes of one transaction, and so the wait of the
+// first of them.
+const maxBatch = 64
+
+// batchJob is one write: fn reports whether it applied (false: whatever it
+// did is undone, and it gets false).
+type batchJob struct {
+	fn   func(tx *sql.Tx) (bool, error)
+	done chan batchResult
+}
+
+type batchResult struct {
+	applied bool
+	err     error
+}
+
+// batcher owns the writing goroutine of a SQLite store.
+type batcher struct {
+	start sync.Once
+	jobs  chan batchJob
+	quit  chan struct{}
+	ended chan struct{}
+}
+
+var errStoreClosed = errors.New("storage: the store is closed")
+
+// sqliteWrite runs fn inside a write transaction on SQLite, with other
+// writes waiting at the same time. It reports whether fn applied and its
+// write committed. fn runs on the writing goroutine: it must use only tx
+// and what it captured, and not block.
+func (s *Store) sqliteWrite(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) (bool, error) {
+	b := &s.batch
+	b.start.Do(func() {
+		b.jobs, b.quit, b.ended = make(chan batchJob, maxBatch), make(chan struct{}), make(chan struct{})
+		go s.writeLoop()
+	})
+	job := batchJob{fn: fn, done: make(chan batchResult, 1)}
+	select {
+	case b.jobs <- job:
+	case <-b.quit:
+		return false, translate("write", errStoreClosed)
+	case <-ctx.Done():
+		return false, translate("write", ctx.Err())
+	}
+	// Once queued, the write happens: wait for its outcome even if ctx
+	// ends, so the caller never reports a failure for a committed write.
+	select {
+	case r := <-job.done:
+		return r.applied, r.err
+	case <-b.ended:
+		select {
+		case r := <-job.done:
+			return r.applied, r.err
+		default: // queued as the store closed: never run
+			return false, translate("write", errStoreClosed)
+		}
+	}
+}
+
+// writeLoop commits the queued writes, a batch at a time, until Close.
+func (s *Store) writeLoop() {
+	b := &s.batch
+	defer close(b.ended)
+	batch := make([]batchJob, 0, maxBatch)
+	results := make([]batchResult, 0, maxBatch)
+	for {
+		select {
+		case <-b.quit:
+			return
+		case j := <-b.jobs:
+			batch = append(batch[:0], j)
+		}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case j := <-b.jobs:
+				batch = append(batch, j)
+			default:
+				break more
+			}
+		}
+		results = s.commitBatch(batch, results[:0])
+		for i, j := range batch {
+			j.done <- results[i]
+		}
+	}
+}
+
+// commitBatch runs the jobs in one transaction, in the process's writer
+// turn, and returns their results.
+func (s *Store) commitBatch(batch []batchJob, results []batchResult) []batchResult {
+	fail := func(err error) []batchResult {
+		results = results[:0]
+		for range batch {
+			results = append(results, batchResult{err: err})
+		}
+		return results
+	}
+	ctx := context.Background()
+	release, err := s.admitWriter(ctx)
+	if err != nil {
+		return fail(translate("begin", err))
+	}
+	defer release()
+	tx, err := s.sqlDB.BeginTx(ctx, nil)
+	if err != nil {
+		return fail(translate("begin", err))
+	}
+	single := len(batch) == 1 // nothing to keep apart: the transaction is the savepoint
+	applied := 0
+	for _, j := range batch {
+		if !single {
+			if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
+				_ = tx.Rollback()
+				return fail(translate("savepoint", err))
+			}
+		}
+		ok, err := j.fn(tx)
+		if err != nil {
+			ok = false
+		}
+		if !single {
+			undo := "RELEASE w"
+			if !ok {
+				undo = "ROLLBACK TO w; RELEASE w"
+			}
+			if _, err := tx.ExecContext(ctx, undo); err != nil {
+				_ = tx.Rollback()
+				return fail(translate("savepoint", err))
+			}
+		}
+		results = append(results, batchResult{applied: ok, err: err})
+		if ok {
+			applied++
+		}
+	}
+	if applied == 0 {
+		_ = tx.Rollback()
+		return results
+	}
+	if err := tx.Commit(); err != nil {
+		err = translate("commit", err)
+		for i := range results {
+			if results[i].applied {
+				results[i] = batchResult{err: err}
+			}
+		}
+	}
+	return results
+}
+
+// stopWrites ends the writing goroutine (Close).
+func (s *Store) stopWrites() {
+	b := &s.batch
+	b.start.Do(func() {}) // never start it after this
+	if b.quit != nil {
+		close(b.quit)
+		<-b.ended
+	}
+}
