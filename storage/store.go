@@ -77,6 +77,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		q.Add("_pragma", "journal_mode(WAL)")
 		q.Add("_pragma", "synchronous(NORMAL)")
 		q.Add("_pragma", "foreign_keys(1)")
+		// Temporary files (the savepoint journals of grouped writes, see
+		// sqlitebatch.go) stay in memory instead of going to disk.
+		q.Add("_pragma", "temp_store(MEMORY)")
 		q.Set("_txlock", "immediate")
 		// Times are written as text in one fixed format
 		// ("2006-01-02 15:04:05.999999999-07:00", always UTC here), so
