@@ -34,10 +34,12 @@ type batchResult struct {
 
 // batcher owns the writing goroutine of a SQLite store.
 type batcher struct {
-	start sync.Once
+	stop  sync.Once
 	jobs  chan batchJob
 	quit  chan struct{}
 	ended chan struct{}
+	// observe, when set (tests), learns the size of each batch.
+	observe func(size int)
 }
 
 var errStoreClosed = errors.New("storage: the store is closed")
@@ -48,10 +50,6 @@ var errStoreClosed = errors.New("storage: the store is closed")
 // and what it captured, and not block.
 func (s *Store) sqliteWrite(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) (bool, error) {
 	b := &s.batch
-	b.start.Do(func() {
-		b.jobs, b.quit, b.ended = make(chan batchJob, maxBatch), make(chan struct{}), make(chan struct{})
-		go s.writeLoop()
-	})
 	job := batchJob{fn: fn, done: make(chan batchResult, 1)}
 	select {
 	case b.jobs <- job:
@@ -96,6 +94,9 @@ func (s *Store) writeLoop() {
 			default:
 				break more
 			}
+		}
+		if b.observe != nil {
+			b.observe(len(batch))
 		}
 		results = s.commitBatch(batch, results[:0])
 		for i, j := range batch {
@@ -167,12 +168,20 @@ func (s *Store) commitBatch(batch []batchJob, results []batchResult) []batchResu
 	return results
 }
 
-// stopWrites ends the writing goroutine (Close).
+// startWrites starts the writing goroutine (Open, SQLite only).
+func (s *Store) startWrites() {
+	b := &s.batch
+	b.jobs, b.quit, b.ended = make(chan batchJob, maxBatch), make(chan struct{}), make(chan struct{})
+	go s.writeLoop()
+}
+
+// stopWrites ends the writing goroutine, if any (Close; once).
 func (s *Store) stopWrites() {
 	b := &s.batch
-	b.start.Do(func() {}) // never start it after this
-	if b.quit != nil {
-		close(b.quit)
-		<-b.ended
-	}
+	b.stop.Do(func() {
+		if b.quit != nil {
+			close(b.quit)
+			<-b.ended
+		}
+	})
 }

@@ -123,6 +123,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		_ = sqlDB.Close()
 		return nil, &openError{host: Host(cfg.DSN), cause: err}
 	}
+	if dialect == SQLite {
+		s.startWrites()
+	}
 	return s, nil
 }
 
