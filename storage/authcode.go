@@ -108,47 +108,6 @@ func (s *Store) InvalidateAuthorizationCode(ctx context.Context, signature strin
 	return translate("invalidate authorization code: already used", ErrConflict)
 }
 
-// PKCERequest is the PKCE part of an authorization request, keyed by the
-// signature of its authorization code. A row exists only when the client
-// sent a code challenge.
-type PKCERequest struct {
-	Signature   string `gorm:"column:signature;primaryKey"`
-	RequestData []byte
-	ExpiresAt   time.Time
-}
-
-// TableName pins the table name.
-func (PKCERequest) TableName() string { return "pkce_requests" }
-
-// CreatePKCERequest inserts r. ErrConflict when the signature exists.
-func (s *Store) CreatePKCERequest(ctx context.Context, r *PKCERequest) error {
-	row := PKCERequest{Signature: r.Signature, RequestData: nonNil(r.RequestData), ExpiresAt: r.ExpiresAt.UTC()}
-	return translate("create pkce request", s.writing(ctx, func(db *gorm.DB) error { return db.Create(&row).Error }))
-}
-
-// GetPKCERequest loads the PKCE request of a code signature. ErrNotFound
-// when there is none. Expiry is not checked here (the code's is).
-func (s *Store) GetPKCERequest(ctx context.Context, signature string) (*PKCERequest, error) {
-	var r PKCERequest
-	if err := s.conn(ctx).Where("signature = ?", signature).Take(&r).Error; err != nil {
-		return nil, translate("get pkce request", err)
-	}
-	return &r, nil
-}
-
-// DeletePKCERequest deletes the PKCE request of a code signature.
-// ErrNotFound when there is none.
-func (s *Store) DeletePKCERequest(ctx context.Context, signature string) error {
-	var res *gorm.DB
-	if err := s.writing(ctx, func(db *gorm.DB) error {
-		res = db.Where("signature = ?", signature).Delete(&PKCERequest{})
-		return nil
-	}); err != nil {
-		return translate("delete pkce request", err)
-	}
-	return deleted(res, "delete pkce request")
-}
-
 // OIDCRequest is the OpenID Connect part of an authorization request, keyed
 // by CodeHash, the SHA-256 of the raw authorization code computed by the
 // caller (storage stores whatever key it is given).

@@ -234,7 +234,7 @@ func TestMigratedSchemaMatchesModels(t *testing.T) {
 		{model: &storage.RefreshToken{}},
 		{table: "used_jtis", columns: []string{"jti", "expires_at"}},
 		{model: &storage.AuthorizationCode{}},
-		{model: &storage.PKCERequest{}},
+		{table: "pkce_requests", columns: []string{"signature", "request_data", "expires_at"}}, // no longer written
 		{model: &storage.OIDCRequest{}},
 		{model: &storage.PARRequest{}},
 		{table: "revoked_access_tokens", columns: []string{"jti", "expires_at", "revoked_at"}},

@@ -35,7 +35,8 @@ type PruneOptions struct {
 //     their refresh tokens (ON DELETE CASCADE);
 //   - authorization codes past their expiry, used or not (a used code keeps
 //     its row until then, so that a replay is recognised as reuse), and the
-//     PKCE and OpenID Connect requests of codes;
+//     OpenID Connect requests of codes (and PKCE requests that versions
+//     before the code became its own PKCE binding left);
 //   - pushed authorization requests, denied access-token ids and browser
 //     sessions past their expiry (revoked browser sessions too go only
 //     then).

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/url"
@@ -223,39 +222,6 @@ func (s *Store) tx(ctx context.Context, op string, fn func(ctx context.Context) 
 	return err
 }
 
-// BeginTx starts a transaction and returns a context carrying it, for
-// callers whose transaction spans calls they do not control (fosite's
-// Transactional storage: begin, several writes, commit or roll back). Every
-// Store method called with the returned context joins the transaction; end
-// it with CommitTx or RollbackTx. Prefer WithTx everywhere else.
-func (s *Store) BeginTx(ctx context.Context) (context.Context, error) {
-	if _, ok := ctx.Value(txKey{}).(*gorm.DB); ok {
-		return nil, errors.New("storage: begin: a transaction is already open in this context")
-	}
-	release, err := s.admitWriter(ctx)
-	if err != nil {
-		return nil, translate("begin", err)
-	}
-	tx := s.db.WithContext(ctx).Begin()
-	if tx.Error != nil {
-		release()
-		return nil, translate("begin", tx.Error)
-	}
-	var once sync.Once
-	ctx = context.WithValue(ctx, releaseKey{}, func() { once.Do(release) })
-	return context.WithValue(ctx, txKey{}, tx), nil
-}
-
-type releaseKey struct{}
-
-// endTx lets the next writer in once a BeginTx transaction has ended
-// (commit or rollback, whichever comes first; fosite may call both).
-func endTx(ctx context.Context) {
-	if release, ok := ctx.Value(releaseKey{}).(func()); ok {
-		release()
-	}
-}
-
 // writing runs autocommit write statements: on SQLite, outside a
 // transaction, it waits for the writer's turn first, like a transaction
 // (see Store.writer), so single writes do not poll in SQLite's busy handler
@@ -285,22 +251,3 @@ func (s *Store) admitWriter(ctx context.Context) (func(), error) {
 	}
 }
 
-// CommitTx commits the transaction BeginTx put in ctx.
-func (s *Store) CommitTx(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
-	if !ok {
-		return errors.New("storage: commit: no transaction in this context")
-	}
-	defer endTx(ctx)
-	return translate("commit", tx.Commit().Error)
-}
-
-// RollbackTx rolls back the transaction BeginTx put in ctx.
-func (s *Store) RollbackTx(ctx context.Context) error {
-	tx, ok := ctx.Value(txKey{}).(*gorm.DB)
-	if !ok {
-		return errors.New("storage: rollback: no transaction in this context")
-	}
-	defer endTx(ctx)
-	return translate("rollback", tx.Rollback().Error)
-}

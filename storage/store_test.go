@@ -1,11 +1,9 @@
 package storage_test
 
 import (
-	"context"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/oauthd/oauthd/storage"
 	"github.com/oauthd/oauthd/storage/storagetest"
@@ -122,54 +120,6 @@ func TestHost(t *testing.T) {
 		t.Run(tc.dsn, func(t *testing.T) {
 			if got := storage.Host(tc.dsn); got != tc.want {
 				t.Errorf("Host(%q) = %q, want %q", tc.dsn, got, tc.want)
-			}
-		})
-	}
-}
-
-// TestBeginTxEndsOnceWhateverTheOrder drives transactions as fosite does
-// (begin; commit, and on a failed commit also rollback) and checks that the
-// next transaction is admitted each time: on SQLite one write transaction
-// runs at a time, and a transaction ended twice must not let two in nor
-// block everyone.
-func TestBeginTxEndsOnceWhateverTheOrder(t *testing.T) {
-	for _, b := range storagetest.Backends(t) {
-		t.Run(b.Name, func(t *testing.T) {
-			s := b.Open(t)
-			ends := map[string]func(ctx context.Context){
-				"commit":               func(ctx context.Context) { _ = s.CommitTx(ctx) },
-				"rollback":             func(ctx context.Context) { _ = s.RollbackTx(ctx) },
-				"commit then rollback": func(ctx context.Context) { _ = s.CommitTx(ctx); _ = s.RollbackTx(ctx) },
-				"rollback twice":       func(ctx context.Context) { _ = s.RollbackTx(ctx); _ = s.RollbackTx(ctx) },
-			}
-			for name, end := range ends {
-				for i := 0; i < 3; i++ {
-					ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-					tctx, err := s.BeginTx(ctx)
-					if err != nil {
-						cancel()
-						t.Fatalf("%s #%d: BeginTx: %v (a transaction was left admitted)", name, i, err)
-					}
-					end(tctx)
-					err = s.WithTx(ctx, func(context.Context) error { return nil })
-					cancel()
-					if err != nil {
-						t.Fatalf("%s #%d: the next transaction was not admitted: %v", name, i, err)
-					}
-				}
-			}
-			// A waiting writer gives up with its context.
-			tctx, err := s.BeginTx(t.Context())
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer func() { _ = s.RollbackTx(tctx) }()
-			if s.Dialect() == storage.SQLite {
-				ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
-				defer cancel()
-				if err := s.WithTx(ctx, func(context.Context) error { return nil }); err == nil {
-					t.Fatal("a second SQLite write transaction ran while one was open")
-				}
 			}
 		})
 	}
