@@ -47,13 +47,18 @@ func (s *Store) CreateAuthorizationCode(ctx context.Context, c *AuthorizationCod
 	if c.CreatedAt.IsZero() {
 		c.CreatedAt = s.now()
 	}
-	return translate("create authorization code", s.writing(ctx, func(db *gorm.DB) error { return db.Create(c.row()).Error }))
+	r := c.row()
+	return translate("create authorization code", s.execWrite(ctx, insertAuthorizationCode,
+		r.Signature, r.SessionID, r.ClientID, r.RequestData, r.CreatedAt, r.ExpiresAt, r.UsedAt))
 }
+
+const insertAuthorizationCode = `INSERT INTO authorization_codes (signature, session_id, client_id, request_data, created_at, expires_at, used_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7)`
 
 // GetAuthorizationCode loads a code by signature, used or not (the caller
 // checks UsedAt, and expiry). ErrNotFound when unknown.
 func (s *Store) GetAuthorizationCode(ctx context.Context, signature string) (*AuthorizationCode, error) {
-	if _, inTx := ctx.Value(txKey{}).(*gorm.DB); inTx {
+	if inTx(ctx) {
 		var c AuthorizationCode
 		if err := s.conn(ctx).Where("signature = ?", signature).Take(&c).Error; err != nil {
 			return nil, translate("get authorization code", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"fmt"
 	"time"
 )
 
@@ -164,51 +163,4 @@ func (s *Store) rotateFast(ctx context.Context, req RotateRequest, now time.Time
 		child.RequestData = parent.RequestData
 	}
 	return RotateResult{Outcome: RotateRotated, SessionID: parent.SessionID, Parent: &parent, Child: &child, Sealed: sealed}, true, nil
-}
-
-// prepared returns the statement for query, prepared once for the whole
-// pool (database/sql prepares it again on each connection as needed).
-func (s *Store) prepared(ctx context.Context, query string) (*sql.Stmt, error) {
-	if st, ok := s.stmts.Load(query); ok {
-		return st.(*sql.Stmt), nil
-	}
-	st, err := s.sqlDB.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, translate("prepare", err)
-	}
-	if prev, loaded := s.stmts.LoadOrStore(query, st); loaded {
-		_ = st.Close()
-		return prev.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// sqlTime scans a time column read with database/sql: PostgreSQL's driver
-// gives a time.Time; SQLite's may give the stored text.
-type sqlTime struct{ Time time.Time }
-
-func (t *sqlTime) Scan(v any) error {
-	switch v := v.(type) {
-	case time.Time:
-		t.Time = v.UTC()
-		return nil
-	case string:
-		return t.parse(v)
-	case []byte:
-		return t.parse(string(v))
-	case nil:
-		t.Time = time.Time{}
-		return nil
-	}
-	return fmt.Errorf("storage: cannot scan %T into a time", v)
-}
-
-func (t *sqlTime) parse(s string) error {
-	for _, layout := range []string{"2006-01-02 15:04:05.999999999-07:00", time.RFC3339Nano} {
-		if v, err := time.Parse(layout, s); err == nil {
-			t.Time = v.UTC()
-			return nil
-		}
-	}
-	return fmt.Errorf("storage: cannot parse time %q", s)
 }

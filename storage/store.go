@@ -250,4 +250,3 @@ func (s *Store) admitWriter(ctx context.Context) (func(), error) {
 		return nil, ctx.Err()
 	}
 }
-
