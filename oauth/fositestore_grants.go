@@ -18,14 +18,17 @@ import (
 	"github.com/oauthd/oauthd/storage"
 )
 
-// The fosite storage for user grants: authorization codes, PKCE and OpenID
-// Connect request rows, pushed authorization requests, and the first
-// refresh token of a grant. Rotation of refresh tokens does not go through
-// fosite (see refresh.go and ADR 0005).
+// The fosite storage for user grants: authorization codes (each its own
+// PKCE binding), OpenID Connect request rows, pushed authorization
+// requests, and the code exchange's writes. Rotation of refresh tokens
+// does not go through fosite (see refresh.go and ADR 0005).
 //
 // fosite's contract, and where we differ from its memory store:
 //   - a used code is returned together with ErrInvalidatedAuthorizeCode, so
 //     fosite can revoke what was issued from it (RFC 6749 §4.1.2);
+//   - the exchange's writes (code used, grant session, first refresh
+//     token) are collected between BeginTX and Commit and made in one
+//     storage call;
 //   - the OIDC row is keyed by the SHA-256 of the raw code, never the code;
 //   - storage failures are marked errUnavailable (503), never "not found";
 //   - a PAR request is taken (read and deleted) once, and only before it
@@ -41,9 +44,9 @@ var (
 )
 
 // codeUsedError answers the loser of concurrent exchanges of one code:
-// invalid_grant, and (after fosite has rolled back its transaction) the
-// token endpoint revokes the grant the winner started, as for any second
-// use of a code (RFC 6749 §4.1.2).
+// invalid_grant, and (once fosite has given up the exchange) the token
+// endpoint revokes the grant the winner started, as for any second use of
+// a code (RFC 6749 §4.1.2).
 type codeUsedError struct{ sessionID string }
 
 func (e *codeUsedError) Error() string { return "oauth: authorization code already used" }

@@ -13,8 +13,8 @@ import (
 // browser-session check) use database/sql directly with prepared
 // statements: the ORM's statement building and reflection cost as much as
 // the database's own work for these one-row statements, and SQLite parses
-// every statement it is not handed prepared. Their SQL uses $n
-// placeholders, which both databases take.
+// every statement it is not handed prepared. SQL shared by both databases
+// uses $n placeholders, which both take; SQLite-only statements use ?n.
 
 // prepared returns the statement for query, prepared once for the whole
 // pool (database/sql prepares it again on each connection as needed).

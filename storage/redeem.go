@@ -66,7 +66,8 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, r Redemption) error
 			client = g.ClientID
 		}
 		if client != g.ClientID {
-			return fmt.Errorf("storage: redeem authorization code: token client %q is not the session's %q: %w", client, g.ClientID, ErrConflict)
+			// Not ErrConflict, which means a used code.
+			return fmt.Errorf("storage: redeem authorization code: token client %q is not the session's %q", client, g.ClientID)
 		}
 		tokArgs = []any{t.Signature, g.ID, client, nonNil(t.RequestData), created.UTC(), t.ExpiresAt.UTC()}
 	}

@@ -116,8 +116,8 @@ func testAuthorizationCodeRedeem(t *testing.T, s *storage.Store) {
 		createCode(t, s, authCode("redeem-4", t0))
 		r := redemption("redeem-4", "sid-redeem-4", now, true)
 		r.FirstToken.ClientID = "someone-else"
-		if err := s.RedeemAuthorizationCode(ctx, r); err == nil {
-			t.Error("RedeemAuthorizationCode with a token of another client succeeded")
+		if err := s.RedeemAuthorizationCode(ctx, r); err == nil || errors.Is(err, storage.ErrConflict) {
+			t.Errorf("RedeemAuthorizationCode with a token of another client: %v, want an error other than ErrConflict (a used code)", err)
 		}
 		if code, _ := s.GetAuthorizationCode(ctx, "redeem-4"); code == nil || code.UsedAt != nil {
 			t.Errorf("the refused redemption used the code: %+v", code)
