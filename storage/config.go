@@ -49,8 +49,10 @@ func ParseDSN(dsn string) (Dialect, string, error) {
 		if err != nil {
 			return "", "", fmt.Errorf("postgres DSN is not a valid URL: %s", Redact(dsn))
 		}
-		if u.Host == "" {
-			return "", "", fmt.Errorf("postgres DSN %s names no host", Redact(dsn))
+		// A Unix socket is named by the host parameter (a directory):
+		// postgres://user@/db?host=/var/run/postgresql.
+		if u.Host == "" && !strings.HasPrefix(u.Query().Get("host"), "/") {
+			return "", "", fmt.Errorf("postgres DSN %s names no host (or Unix-socket directory: ?host=/path)", Redact(dsn))
 		}
 		return Postgres, dsn, nil
 	}
@@ -105,5 +107,8 @@ func Host(dsn string) string {
 		return abs
 	}
 	u, _ := url.Parse(driverDSN)
+	if u.Host == "" {
+		return u.Query().Get("host") // the socket directory
+	}
 	return u.Host
 }

@@ -31,6 +31,8 @@ func TestParseDSN(t *testing.T) {
 		{dsn: "postgres://oauthd:" + secret + "@db.internal:5432/oauthd?sslmode=verify-full", dialect: storage.Postgres,
 			driverDSN: "postgres://oauthd:" + secret + "@db.internal:5432/oauthd?sslmode=verify-full"},
 		{dsn: "postgresql://oauthd@db/oauthd", dialect: storage.Postgres, driverDSN: "postgresql://oauthd@db/oauthd"},
+		{dsn: "postgres://oauthd@/oauthd?host=/var/run/postgresql", dialect: storage.Postgres, driverDSN: "postgres://oauthd@/oauthd?host=/var/run/postgresql"},
+		{dsn: "postgres://oauthd@/oauthd?host=var/run", errContain: "names no host"},
 
 		{dsn: "sqlite://", errContain: "sqlite://PATH"},
 		{dsn: "sqlite://?cache=shared", errContain: "names no file"},
@@ -114,6 +116,7 @@ func TestHost(t *testing.T) {
 		{"sqlite:///var/lib/oauthd/oauthd.db", "/var/lib/oauthd/oauthd.db"},
 		{"sqlite://rel/oauthd.db?mode=rwc", abs},
 		{"postgres://oauthd:" + secret + "@/oauthd", "(invalid DSN)"},
+		{"postgres://oauthd:" + secret + "@/oauthd?host=/var/run/postgresql&port=5433", "/var/run/postgresql"},
 		{"host=db password=" + secret, "(invalid DSN)"},
 	}
 	for _, tc := range tests {

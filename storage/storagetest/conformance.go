@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"PARExpiry", testPARExpiry},
 		{"PARTakeConcurrent", testPARTakeConcurrent},
 		{"AccessTokenDenylist", testAccessTokenDenylist},
+		{"AccessTokenStatus", testAccessTokenStatus},
 		{"BrowserSessionCreateGetTouch", testBrowserSessionCreateGetTouch},
 		{"BrowserSessionEnd", testBrowserSessionEnd},
 		{"ConsentGrantGetDelete", testConsentGrantGetDelete},
