@@ -47,6 +47,10 @@ func (s *Store) IsAccessTokenDenied(ctx context.Context, jti string, now time.Ti
 // idle- or absolutely expired)? sid "" (a client_credentials token) counts
 // as live.
 func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time.Time) (denied, sessionLive bool, err error) {
+	if s.dialect == Postgres && !inTx(ctx) {
+		denied, live, err := s.askStatus(ctx, jti, sid, now.UTC())
+		return denied, live || sid == "", err
+	}
 	stmt, err := s.prepared(ctx, accessTokenStatusQuery)
 	if err != nil {
 		return false, false, err
@@ -58,8 +62,9 @@ func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time
 	return denied, live || sid == "", nil
 }
 
-// accessTokenStatusQuery is asked on every introspection and userinfo call:
-// a prepared statement, without the ORM ($n parameters suit both databases).
+// accessTokenStatusQuery is asked on every introspection and userinfo call
+// on SQLite (PostgreSQL groups concurrent questions: statusbatch.go): a
+// prepared statement, without the ORM.
 const accessTokenStatusQuery = `SELECT
 	EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2),
 	EXISTS (SELECT 1 FROM grant_sessions WHERE id = $3 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2)`

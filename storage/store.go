@@ -37,6 +37,9 @@ type Store struct {
 	// batch groups SQLite's hot writes into shared transactions
 	// (sqliteWrite).
 	batch batcher
+	// status groups PostgreSQL's access-token status questions into shared
+	// statements (AccessTokenStatus).
+	status statusBatcher
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -124,6 +127,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	}
 	if dialect == SQLite {
 		s.startWrites()
+	} else {
+		s.startStatus()
 	}
 	return s, nil
 }
@@ -160,6 +165,7 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the pool.
 func (s *Store) Close() error {
 	s.stopWrites()
+	s.stopStatus()
 	s.stmts.Range(func(_, st any) bool {
 		_ = st.(*sql.Stmt).Close()
 		return true
