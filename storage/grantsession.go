@@ -15,7 +15,8 @@ import (
 //
 // A session is live while it is not revoked and now is before both
 // IdleExpiresAt and AbsoluteExpiresAt. IdleExpiresAt moves forward on use
-// (TouchGrantSession, RotateRefreshToken) but never past AbsoluteExpiresAt.
+// (TouchGrantSession, RotateRefreshToken) but never past AbsoluteExpiresAt
+// (storage caps it on every write, the first included).
 type GrantSession struct {
 	ID       string `gorm:"column:id;primaryKey"`
 	UserID   string `gorm:"column:user_id"`
@@ -47,11 +48,16 @@ func (g *GrantSession) Live(now time.Time) bool {
 }
 
 // row returns the copy of g that is written: a nil Audience becomes [] (the
-// column is a NOT NULL JSON array) and every time is UTC (see utc).
+// column is a NOT NULL JSON array), every time is UTC (see utc), and the
+// idle expiry is capped at the absolute one, as every later write keeps it
+// (pruning relies on it).
 func (g *GrantSession) row() *GrantSession {
 	r := *g
 	if r.Audience == nil {
 		r.Audience = []string{}
+	}
+	if r.IdleExpiresAt.After(r.AbsoluteExpiresAt) {
+		r.IdleExpiresAt = r.AbsoluteExpiresAt
 	}
 	r.AuthTime, r.CreatedAt, r.LastUsedAt = r.AuthTime.UTC(), r.CreatedAt.UTC(), r.LastUsedAt.UTC()
 	r.IdleExpiresAt, r.AbsoluteExpiresAt = r.IdleExpiresAt.UTC(), r.AbsoluteExpiresAt.UTC()

@@ -38,6 +38,8 @@ type batcher struct {
 	jobs  chan batchJob
 	quit  chan struct{}
 	ended chan struct{}
+	// checkpointed is closed when the checkpointing goroutine has ended.
+	checkpointed chan struct{}
 	// observe, when set (tests), learns the size of each batch.
 	observe func(size int)
 }
@@ -172,7 +174,9 @@ func (s *Store) commitBatch(batch []batchJob, results []batchResult) []batchResu
 func (s *Store) startWrites() {
 	b := &s.batch
 	b.jobs, b.quit, b.ended = make(chan batchJob, maxBatch), make(chan struct{}), make(chan struct{})
+	b.checkpointed = make(chan struct{})
 	go s.writeLoop()
+	go s.checkpointLoop(b.quit, b.checkpointed)
 }
 
 // stopWrites ends the writing goroutine, if any (Close; once).
@@ -182,6 +186,7 @@ func (s *Store) stopWrites() {
 		if b.quit != nil {
 			close(b.quit)
 			<-b.ended
+			<-b.checkpointed
 		}
 	})
 }

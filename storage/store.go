@@ -82,6 +82,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 		// Temporary files (the savepoint journals of grouped writes, see
 		// sqlitebatch.go) stay in memory instead of going to disk.
 		q.Add("_pragma", "temp_store(MEMORY)")
+		// Checkpoints run beside the writers (sqlitecheckpoint.go).
+		q.Add("_pragma", "wal_autocheckpoint(0)")
 		q.Set("_txlock", "immediate")
 		// Times are written as text in one fixed format
 		// ("2006-01-02 15:04:05.999999999-07:00", always UTC here), so

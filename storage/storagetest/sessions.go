@@ -204,6 +204,13 @@ func testGrantSessionCreateGet(t *testing.T, s *storage.Store) {
 		t.Errorf("minimal session came back as %+v", got)
 	}
 
+	// An idle expiry past the absolute one is capped (pruning relies on
+	// idle <= absolute).
+	past := session("sid-3", "carol", t0)
+	past.IdleExpiresAt = past.AbsoluteExpiresAt.Add(time.Hour)
+	createSession(t, s, past)
+	sameInstant(t, "capped IdleExpiresAt", getSession(t, s, "sid-3").IdleExpiresAt, past.AbsoluteExpiresAt)
+
 	dup := session("sid-1", "mallory", t0)
 	wantErr(t, "duplicate CreateGrantSession", s.CreateGrantSession(t.Context(), dup), storage.ErrConflict)
 	if getSession(t, s, "sid-1").UserID != "alice" {
@@ -983,7 +990,11 @@ func testPruneRefreshTokensAndSessions(t *testing.T, s *storage.Store) {
 	endeds := []ended{
 		{"revoked-25h", func(g *storage.GrantSession) { g.RevokedAt = ptr(now.Add(-25 * time.Hour)) }, true},
 		{"revoked-23h", func(g *storage.GrantSession) { g.RevokedAt = ptr(now.Add(-23 * time.Hour)) }, false},
-		{"absolute-25h", func(g *storage.GrantSession) { g.AbsoluteExpiresAt = now.Add(-25 * time.Hour) }, true},
+		// The idle expiry never passes the absolute one (storage caps it).
+		{"absolute-25h", func(g *storage.GrantSession) {
+			g.AbsoluteExpiresAt = now.Add(-25 * time.Hour)
+			g.IdleExpiresAt = g.AbsoluteExpiresAt
+		}, true},
 		{"idle-25h", func(g *storage.GrantSession) { g.IdleExpiresAt = now.Add(-25 * time.Hour) }, true},
 		{"idle-1h", func(g *storage.GrantSession) { g.IdleExpiresAt = now.Add(-time.Hour) }, false},
 	}
