@@ -401,11 +401,6 @@ func (f *fositeStore) CreateOpenIDConnectSession(ctx context.Context, code strin
 }
 
 func (f *fositeStore) GetOpenIDConnectSession(ctx context.Context, code string, _ fosite.Requester) (fosite.Requester, error) {
-	// fosite asks at every code exchange. The code's request, read already,
-	// says whether there can be a row: only with openid granted.
-	if memo, _ := ctx.Value(codeMemoKey{}).(*codeMemo); memo != nil && memo.req != nil && !memo.req.GetGrantedScopes().Has(ScopeOpenID) {
-		return nil, fosite.ErrNotFound
-	}
 	row, err := f.store.GetOIDCRequest(ctx, codeHash(code))
 	if err != nil {
 		return nil, storageErr(err)

@@ -210,6 +210,11 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		compose.OAuth2PKCEFactory,
 		compose.PushedAuthorizeHandlerFactory,
 	)
+	for i, h := range fcfg.TokenEndpointHandlers {
+		if oidc, ok := h.(*openid.OpenIDConnectExplicitHandler); ok {
+			fcfg.TokenEndpointHandlers[i] = openIDCodeExchange{oidc}
+		}
+	}
 	p.parPrefix = fcfg.GetPushedAuthorizeRequestURIPrefix(context.Background())
 	f, ok := composed.(*fosite.Fosite)
 	if !ok {
@@ -265,4 +270,26 @@ func ValidateIssuer(iss string) error {
 		return fmt.Errorf("issuer %q must use https", iss)
 	}
 	return nil
+}
+
+// openIDCodeExchange is fosite's OpenID Connect handler at the code
+// exchange, asked only when the grant has openid. fosite's looks up an
+// OpenID request row at every exchange and, finding none, answers with an
+// error carrying a stack trace, twice per exchange: a twentieth of its CPU.
+// The explicit grant handler, which runs first, has granted the code's
+// scopes to the request by then.
+type openIDCodeExchange struct {
+	*openid.OpenIDConnectExplicitHandler
+}
+
+// HandleTokenEndpointRequest: fosite's has nothing to do at this step.
+func (openIDCodeExchange) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {
+	return fosite.ErrUnknownRequest
+}
+
+func (h openIDCodeExchange) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !r.GetGrantedScopes().Has(ScopeOpenID) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.OpenIDConnectExplicitHandler.PopulateTokenEndpointResponse(ctx, r, resp)
 }
