@@ -215,7 +215,7 @@ ready; peak RSS (VmHWM) after the load.`,
 	f.BoolVar(&o.json, "json", false, "print the results as one JSON object")
 	f.BoolVar(&o.keepGoing, "keep-going", false, "count failed requests and carry on instead of stopping at the first")
 	f.Int64Var(&o.seed, "seed-sessions", 0, "grant sessions (each with an active refresh token) to insert into the server's database before the scenarios")
-	f.IntVar(&o.codeStock, "code-stock", 800, "code_exchange: authorization codes each worker mints before the load and exchanges during it, one per request")
+	f.IntVar(&o.codeStock, "code-stock", 1200, "code_exchange: authorization codes each worker mints before the load and exchanges during it, one per request")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "directory for a CPU profile of the server per scenario (SCENARIO.pprof)")
 	f.StringVar(&o.client, "client", "", "HTTP client of the load: raw (lean, http:// only) or nethttp (Go's net/http) (default: raw for http://, nethttp for https://)")
 	return cmd
@@ -448,7 +448,7 @@ func benchExhaustedText(exhausted []time.Duration, workers int) string {
 		}
 		when = append(when, fmt.Sprintf("%d at %s into the measured window", len(in), at))
 	}
-	return fmt.Sprintf("%d of %d workers ran out of codes (%s) and stopped; REQ/S (requests / measured window) understates the rate of %d busy workers, a conservative figure; a larger --code-stock keeps them busy to the end",
+	return fmt.Sprintf("%d of %d workers ran out of codes (%s) and stopped; REQ/S counts until the last one stopped, so the time fewer than %d worked makes it understate their rate; a larger --code-stock keeps them busy to the end",
 		len(exhausted), workers, strings.Join(when, ", "), workers)
 }
 

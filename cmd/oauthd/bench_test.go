@@ -455,7 +455,7 @@ func TestBenchExchangeStep(t *testing.T) {
 
 func TestBenchExhaustedText(t *testing.T) {
 	got := benchExhaustedText([]time.Duration{-100 * time.Millisecond, 2500 * time.Millisecond, 3100 * time.Millisecond}, 32)
-	for _, want := range []string{"3 of 32 workers ran out", "1 during the warm-up", "2 at 2.50s to 3.10s into the measured window", "understates", "conservative", "--code-stock"} {
+	for _, want := range []string{"3 of 32 workers ran out", "1 during the warm-up", "2 at 2.50s to 3.10s into the measured window", "counts until the last one stopped", "understate", "--code-stock"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q lacks %q", got, want)
 		}
