@@ -65,8 +65,16 @@ func (s *Store) GetAuthorizationCode(ctx context.Context, signature string) (*Au
 		}
 		return &c, nil
 	}
-	// Every code exchange reads its code: a prepared statement, without
-	// the ORM.
+	// Every code exchange reads its code: on PostgreSQL in a group with the
+	// exchanges of the moment (groupedreads.go), on SQLite a prepared
+	// statement, without the ORM.
+	if s.codes != nil {
+		c, err := s.codes.askOne(ctx, signature)
+		if err == nil && c == nil {
+			err = translate("get authorization code", ErrNotFound)
+		}
+		return c, err
+	}
 	stmt, err := s.prepared(ctx, getAuthorizationCode)
 	if err != nil {
 		return nil, err

@@ -47,9 +47,9 @@ func (s *Store) IsAccessTokenDenied(ctx context.Context, jti string, now time.Ti
 // idle- or absolutely expired)? sid "" (a client_credentials token) counts
 // as live.
 func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time.Time) (denied, sessionLive bool, err error) {
-	if s.dialect == Postgres && !inTx(ctx) {
-		denied, live, err := s.askStatus(ctx, jti, sid, now.UTC())
-		return denied, live || sid == "", err
+	if s.status != nil && !inTx(ctx) {
+		a, err := s.status.askOne(ctx, statusQuestion{jti: jti, sid: sid, now: now.UTC()})
+		return a.denied, a.live || sid == "", err
 	}
 	stmt, err := s.prepared(ctx, accessTokenStatusQuery)
 	if err != nil {
@@ -63,7 +63,7 @@ func (s *Store) AccessTokenStatus(ctx context.Context, jti, sid string, now time
 }
 
 // accessTokenStatusQuery is asked on every introspection and userinfo call
-// on SQLite (PostgreSQL groups concurrent questions: statusbatch.go): a
+// on SQLite (PostgreSQL groups concurrent questions: groupedreads.go): a
 // prepared statement, without the ORM.
 const accessTokenStatusQuery = `SELECT
 	EXISTS (SELECT 1 FROM revoked_access_tokens WHERE jti = $1 AND expires_at > $2),

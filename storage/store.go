@@ -38,9 +38,10 @@ type Store struct {
 	// batch groups SQLite's hot writes into shared transactions
 	// (sqliteWrite).
 	batch batcher
-	// status groups PostgreSQL's access-token status questions into shared
-	// statements (AccessTokenStatus).
-	status statusBatcher
+	// status and codes group PostgreSQL's hottest reads into shared
+	// statements (AccessTokenStatus, GetAuthorizationCode); nil on SQLite.
+	status *readGroup[statusQuestion, statusAnswer]
+	codes  *readGroup[string, *AuthorizationCode]
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -128,7 +129,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if dialect == SQLite {
 		s.startWrites()
 	} else {
-		s.startStatus()
+		s.status = newReadGroup("access token status", s.askStatuses)
+		s.codes = newReadGroup("get authorization code", s.askCodes)
 	}
 	return s, nil
 }
@@ -177,7 +179,8 @@ func (s *Store) Ping(ctx context.Context) error {
 // Close releases the pool.
 func (s *Store) Close() error {
 	s.stopWrites()
-	s.stopStatus()
+	s.status.close()
+	s.codes.close()
 	s.stmts.Range(func(_, st any) bool {
 		_ = st.(*sql.Stmt).Close()
 		return true

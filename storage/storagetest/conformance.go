@@ -61,6 +61,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"PARTakeConcurrent", testPARTakeConcurrent},
 		{"AccessTokenDenylist", testAccessTokenDenylist},
 		{"AccessTokenStatus", testAccessTokenStatus},
+		{"AuthorizationCodeGetConcurrent", testAuthorizationCodeGetConcurrent},
 		{"BrowserSessionCreateGetTouch", testBrowserSessionCreateGetTouch},
 		{"BrowserSessionEnd", testBrowserSessionEnd},
 		{"ConsentGrantGetDelete", testConsentGrantGetDelete},

@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -86,5 +87,48 @@ func testAccessTokenStatus(t *testing.T, s *storage.Store) {
 	wg.Wait()
 	if !liveEarly || liveLate {
 		t.Errorf("st-idle live just before its idle expiry: %v (want true), just after: %v (want false)", liveEarly, liveLate)
+	}
+}
+
+// testAuthorizationCodeGetConcurrent: many readers of codes at once
+// (PostgreSQL answers concurrent readers in shared queries): each gets its
+// own code, used or not, or ErrNotFound.
+func testAuthorizationCodeGetConcurrent(t *testing.T, s *storage.Store) {
+	ctx := t.Context()
+	const n = 40
+	for i := range n {
+		createCode(t, s, authCode(fmt.Sprintf("gc-%02d", i), t0))
+		if i%3 == 0 {
+			if err := s.InvalidateAuthorizationCode(ctx, fmt.Sprintf("gc-%02d", i), t0.Add(time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4*n)
+	for range 2 {
+		for i := range 2 * n { // the second half is unknown
+			wg.Go(func() {
+				sig := fmt.Sprintf("gc-%02d", i)
+				c, err := s.GetAuthorizationCode(ctx, sig)
+				switch {
+				case i >= n:
+					if !errors.Is(err, storage.ErrNotFound) {
+						errs <- fmt.Errorf("GetAuthorizationCode(%s) = %+v, %v; want ErrNotFound", sig, c, err)
+					}
+				case err != nil:
+					errs <- fmt.Errorf("GetAuthorizationCode(%s): %v", sig, err)
+				case c.Signature != sig || c.SessionID != "sid-"+sig || c.ClientID != "client-"+sig || string(c.RequestData) != string(tokenData(sig)):
+					errs <- fmt.Errorf("GetAuthorizationCode(%s) = %+v: another code's row", sig, c)
+				case (c.UsedAt != nil) != (i%3 == 0):
+					errs <- fmt.Errorf("GetAuthorizationCode(%s): used %v, want %v", sig, c.UsedAt != nil, i%3 == 0)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }

@@ -1,0 +1,125 @@
+package storage
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// On PostgreSQL the round trip of a one-row read (waking a database
+// process, a transaction) costs more than the index lookup it carries. The
+// hottest reads are therefore asked in groups: callers asking at the same
+// time share one statement (their keys go as arrays, a row answers each).
+// A read asked alone is a statement of its own; under load one statement
+// answers many. Each answer is as fresh as a query of its own: the
+// statement starts after the question was asked, so it sees every write
+// committed before.
+
+// maxGroup bounds the questions of one statement.
+const maxGroup = 128
+
+// groupAskers statements of one kind may be in flight at once: one gathers
+// while another waits for the database.
+const groupAskers = 2
+
+type groupQuestion[Q, A any] struct {
+	q    Q
+	done chan groupAnswer[A]
+}
+
+type groupAnswer[A any] struct {
+	a   A
+	err error
+}
+
+// readGroup asks questions of type Q in groups with ask, which answers a
+// group in one statement (answers in the questions' order).
+type readGroup[Q, A any] struct {
+	op        string // names the read in errors
+	ask       func(ctx context.Context, qs []Q) ([]A, error)
+	questions chan groupQuestion[Q, A]
+	quit      chan struct{}
+	ended     chan struct{}
+	stop      sync.Once
+}
+
+func newReadGroup[Q, A any](op string, ask func(ctx context.Context, qs []Q) ([]A, error)) *readGroup[Q, A] {
+	g := &readGroup[Q, A]{op: op, ask: ask,
+		questions: make(chan groupQuestion[Q, A], maxGroup), quit: make(chan struct{}), ended: make(chan struct{})}
+	var wg sync.WaitGroup
+	for range groupAskers {
+		wg.Go(g.loop)
+	}
+	go func() { wg.Wait(); close(g.ended) }()
+	return g
+}
+
+// close ends the askers (once); questions not yet answered get
+// errStoreClosed.
+func (g *readGroup[Q, A]) close() {
+	if g == nil {
+		return
+	}
+	g.stop.Do(func() {
+		close(g.quit)
+		<-g.ended
+	})
+}
+
+// askOne puts q to the askers and waits for its answer.
+func (g *readGroup[Q, A]) askOne(ctx context.Context, q Q) (A, error) {
+	var zero A
+	gq := groupQuestion[Q, A]{q: q, done: make(chan groupAnswer[A], 1)}
+	select {
+	case g.questions <- gq:
+	case <-g.quit:
+		return zero, translate(g.op, errStoreClosed)
+	case <-ctx.Done():
+		return zero, translate(g.op, ctx.Err())
+	}
+	select {
+	case r := <-gq.done:
+		return r.a, r.err
+	case <-g.ended:
+		return zero, translate(g.op, errStoreClosed)
+	case <-ctx.Done():
+		return zero, translate(g.op, ctx.Err())
+	}
+}
+
+// loop answers waiting questions, a statement at a time, until close.
+func (g *readGroup[Q, A]) loop() {
+	batch := make([]groupQuestion[Q, A], 0, maxGroup)
+	qs := make([]Q, 0, maxGroup)
+	for {
+		select {
+		case <-g.quit:
+			return
+		case q := <-g.questions:
+			batch = append(batch[:0], q)
+		}
+	more:
+		for len(batch) < maxGroup {
+			select {
+			case q := <-g.questions:
+				batch = append(batch, q)
+			default:
+				break more
+			}
+		}
+		qs = qs[:0]
+		for _, q := range batch {
+			qs = append(qs, q.q)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		answers, err := g.ask(ctx, qs)
+		cancel()
+		for i, q := range batch {
+			if err != nil {
+				q.done <- groupAnswer[A]{err: err}
+			} else {
+				q.done <- groupAnswer[A]{a: answers[i]}
+			}
+		}
+	}
+}
