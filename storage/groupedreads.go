@@ -42,8 +42,12 @@ func (s *Store) askStatuses(ctx context.Context, qs []statusQuestion) ([]statusA
 	return answers, err
 }
 
+// Each code is fetched by its own index lookup: the LIMIT keeps the
+// planner from turning the lateral lookup into a join, which it could plan
+// as a scan of the whole table (it cannot know how few keys come).
 const authorizationCodeGroup = `SELECT q.i, c.session_id, c.client_id, c.request_data, c.created_at, c.expires_at, c.used_at
-FROM unnest($1::text[]) WITH ORDINALITY AS q(sig, i) JOIN authorization_codes c ON c.signature = q.sig`
+FROM unnest($1::text[]) WITH ORDINALITY AS q(sig, i)
+CROSS JOIN LATERAL (SELECT * FROM authorization_codes a WHERE a.signature = q.sig LIMIT 1) c`
 
 // askCodes reads a group of authorization codes in one statement: nil
 // where there is no such code.
