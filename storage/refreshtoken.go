@@ -197,14 +197,17 @@ type RotateResult struct {
 // transaction (serialization failure, deadlock, busy SQLite) is run again.
 const rotateRetries = 5
 
-// RotateRefreshToken rotates a refresh token, atomically: one transaction
-// locks the token's grant session, then the token itself (SELECT ... FOR
-// UPDATE on PostgreSQL; on SQLite the transaction holds the database write
-// lock from BEGIN IMMEDIATE), decides, and writes. Concurrent rotations of
-// one family therefore run one after the other, and each sees what the
-// previous one committed; families do not wait for each other. Locking the
-// session before the token, as every writer of a family does, rules out
-// deadlocks between a rotation and a revocation.
+// RotateRefreshToken rotates a refresh token, atomically. The common case
+// (an active, unexpired token of this client in a live session) is one
+// statement on PostgreSQL and one grouped write on SQLite (rotateFast);
+// anything else goes to one transaction that locks the token's grant
+// session, then the token itself (SELECT ... FOR UPDATE on PostgreSQL; on
+// SQLite the transaction holds the database write lock from BEGIN
+// IMMEDIATE), decides, and writes. Both lock the session before the token,
+// as every writer of a family does, which rules out deadlocks between a
+// rotation and a revocation; concurrent rotations of one family run one
+// after the other, and each sees what the previous one committed; families
+// do not wait for each other.
 //
 // Outcomes (see RotateOutcome): NotFound, Revoked, Expired change nothing;
 // Rotated inserts the child, marks the parent rotated (keeping the sealed
