@@ -98,15 +98,7 @@ func (g *readGroup[Q, A]) loop() {
 		case q := <-g.questions:
 			batch = append(batch[:0], q)
 		}
-	more:
-		for len(batch) < maxGroup {
-			select {
-			case q := <-g.questions:
-				batch = append(batch, q)
-			default:
-				break more
-			}
-		}
+		batch = gather(batch, g.questions, maxGroup)
 		qs = qs[:0]
 		for _, q := range batch {
 			qs = append(qs, q.q)
@@ -122,4 +114,18 @@ func (g *readGroup[Q, A]) loop() {
 			}
 		}
 	}
+}
+
+// gather appends to batch whatever waits in ch, up to max in all, without
+// waiting: a group is what came while the previous one was served.
+func gather[T any](batch []T, ch <-chan T, max int) []T {
+	for len(batch) < max {
+		select {
+		case x := <-ch:
+			batch = append(batch, x)
+		default:
+			return batch
+		}
+	}
+	return batch
 }

@@ -65,7 +65,8 @@ func (t *sqlTime) parse(s string) error {
 
 // execWrite runs one prepared write statement: on SQLite with the other
 // writes waiting (sqliteWrite), on PostgreSQL as its own transaction.
-// Inside a caller's transaction (WithTx) it is run there, through the ORM.
+// Inside a caller's transaction (WithTx) it is run there, on the
+// transaction's connection.
 func (s *Store) execWrite(ctx context.Context, query string, args ...any) error {
 	if tx, inTx := ctx.Value(txKey{}).(*gorm.DB); inTx {
 		_, err := tx.Statement.ConnPool.ExecContext(ctx, query, args...)
@@ -76,7 +77,7 @@ func (s *Store) execWrite(ctx context.Context, query string, args ...any) error 
 		return err
 	}
 	if s.dialect == SQLite {
-		_, err := s.sqliteWrite(ctx, func(tx *sql.Tx) (bool, error) {
+		_, err := s.sqliteWrite(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			_, err := tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 			return err == nil, err
 		})

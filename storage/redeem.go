@@ -89,7 +89,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, r Redemption) error
 			return redeemErr(err)
 		}
 	default:
-		_, err := s.sqliteWrite(ctx, func(tx *sql.Tx) (bool, error) {
+		_, err := s.sqliteWrite(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			code, err := s.prepared(ctx, redeemCode)
 			if err != nil {
 				return false, err

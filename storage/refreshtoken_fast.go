@@ -113,7 +113,7 @@ func (s *Store) rotateFast(ctx context.Context, req RotateRequest, now time.Time
 			return RotateResult{}, false, translate("rotate refresh token", err)
 		}
 	default:
-		done, err := s.sqliteWrite(ctx, func(tx *sql.Tx) (bool, error) {
+		done, err := s.sqliteWrite(ctx, func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			parentStmt, err := s.prepared(ctx, rotateFastSQLiteParent)
 			if err != nil {
 				return false, err

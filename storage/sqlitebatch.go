@@ -21,9 +21,12 @@ import (
 const maxBatch = 64
 
 // batchJob is one write: fn reports whether it applied (false: whatever it
-// did is undone, and it gets false).
+// did is undone, and it gets false). fn gets the batch's context, not its
+// caller's: a caller that goes away must not interrupt the connection the
+// other writes of the batch share (SQLite would roll their transaction
+// back).
 type batchJob struct {
-	fn   func(tx *sql.Tx) (bool, error)
+	fn   func(ctx context.Context, tx *sql.Tx) (bool, error)
 	done chan batchResult
 }
 
@@ -48,9 +51,9 @@ var errStoreClosed = errors.New("storage: the store is closed")
 
 // sqliteWrite runs fn inside a write transaction on SQLite, with other
 // writes waiting at the same time. It reports whether fn applied and its
-// write committed. fn runs on the writing goroutine: it must use only tx
-// and what it captured, and not block.
-func (s *Store) sqliteWrite(ctx context.Context, fn func(tx *sql.Tx) (bool, error)) (bool, error) {
+// write committed. fn runs on the writing goroutine: it must use tx with
+// the ctx it is given (not its caller's), and not block.
+func (s *Store) sqliteWrite(ctx context.Context, fn func(ctx context.Context, tx *sql.Tx) (bool, error)) (bool, error) {
 	b := &s.batch
 	job := batchJob{fn: fn, done: make(chan batchResult, 1)}
 	select {
@@ -88,15 +91,7 @@ func (s *Store) writeLoop() {
 		case j := <-b.jobs:
 			batch = append(batch[:0], j)
 		}
-	more:
-		for len(batch) < maxBatch {
-			select {
-			case j := <-b.jobs:
-				batch = append(batch, j)
-			default:
-				break more
-			}
-		}
+		batch = gather(batch, b.jobs, maxBatch)
 		if b.observe != nil {
 			b.observe(len(batch))
 		}
@@ -136,7 +131,7 @@ func (s *Store) commitBatch(batch []batchJob, results []batchResult) []batchResu
 				return fail(translate("savepoint", err))
 			}
 		}
-		ok, err := j.fn(tx)
+		ok, err := j.fn(ctx, tx)
 		if err != nil {
 			ok = false
 		}

@@ -46,9 +46,9 @@ func keys(t *testing.T, s *Store) []string {
 	return out
 }
 
-func insertKey(k string) func(tx *sql.Tx) (bool, error) {
-	return func(tx *sql.Tx) (bool, error) {
-		_, err := tx.Exec("INSERT INTO kv (k) VALUES (?)", k)
+func insertKey(k string) func(ctx context.Context, tx *sql.Tx) (bool, error) {
+	return func(ctx context.Context, tx *sql.Tx) (bool, error) {
+		_, err := tx.ExecContext(ctx, "INSERT INTO kv (k) VALUES (?)", k)
 		return err == nil, err
 	}
 }
@@ -63,14 +63,14 @@ func TestSQLiteWritesShareATransactionYetStayApart(t *testing.T) {
 	s.batch.observe = func(n int) { mu.Lock(); sizes = append(sizes, n); mu.Unlock() }
 
 	boom := errors.New("boom")
-	writes := map[string]func(tx *sql.Tx) (bool, error){
+	writes := map[string]func(ctx context.Context, tx *sql.Tx) (bool, error){
 		"ok-1": insertKey("ok-1"),
 		"ok-2": insertKey("ok-2"),
-		"not applied": func(tx *sql.Tx) (bool, error) {
+		"not applied": func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			_, err := tx.Exec("INSERT INTO kv (k) VALUES ('undone-1')")
 			return false, err
 		},
-		"fails after writing": func(tx *sql.Tx) (bool, error) {
+		"fails after writing": func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			if _, err := tx.Exec("INSERT INTO kv (k) VALUES ('undone-2')"); err != nil {
 				return false, err
 			}
@@ -83,10 +83,10 @@ func TestSQLiteWritesShareATransactionYetStayApart(t *testing.T) {
 	release, holding := make(chan struct{}), make(chan struct{})
 	firstDone := make(chan error, 1)
 	go func() {
-		_, err := s.sqliteWrite(t.Context(), func(tx *sql.Tx) (bool, error) {
+		_, err := s.sqliteWrite(t.Context(), func(ctx context.Context, tx *sql.Tx) (bool, error) {
 			close(holding)
 			<-release
-			return insertKey("first")(tx)
+			return insertKey("first")(ctx, tx)
 		})
 		firstDone <- err
 	}()
@@ -105,13 +105,24 @@ func TestSQLiteWritesShareATransactionYetStayApart(t *testing.T) {
 			mu.Unlock()
 		})
 	}
+	// A caller that goes away once its write is queued: the write still
+	// happens (it runs under the batch's context), and does not disturb
+	// the others.
+	goneCtx, gone := context.WithCancel(t.Context())
+	wg.Go(func() {
+		applied, err := s.sqliteWrite(goneCtx, insertKey("caller-gone"))
+		mu.Lock()
+		results["caller gone"] = outcome{applied, err}
+		mu.Unlock()
+	})
 	deadline := time.Now().Add(5 * time.Second)
-	for len(s.batch.jobs) < len(writes) {
+	for len(s.batch.jobs) < len(writes)+1 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d of %d writes queued", len(s.batch.jobs), len(writes))
+			t.Fatalf("%d of %d writes queued", len(s.batch.jobs), len(writes)+1)
 		}
 		time.Sleep(time.Millisecond)
 	}
+	gone()
 	close(release)
 	wg.Wait()
 	if err := <-firstDone; err != nil {
@@ -120,6 +131,7 @@ func TestSQLiteWritesShareATransactionYetStayApart(t *testing.T) {
 
 	for name, want := range map[string]outcome{
 		"ok-1":                {applied: true},
+		"caller gone":         {applied: true},
 		"ok-2":                {applied: true},
 		"not applied":         {},
 		"fails after writing": {err: boom},
@@ -132,13 +144,13 @@ func TestSQLiteWritesShareATransactionYetStayApart(t *testing.T) {
 	if got := results["constraint"]; got.applied || got.err == nil {
 		t.Errorf("constraint: applied %v, err %v; want the driver's error", got.applied, got.err)
 	}
-	if got, want := keys(t, s), []string{"first", "ok-1", "ok-2"}; !slices.Equal(got, want) {
+	if got, want := keys(t, s), []string{"caller-gone", "first", "ok-1", "ok-2"}; !slices.Equal(got, want) {
 		t.Errorf("rows %v, want %v", got, want)
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Equal(sizes, []int{1, len(writes)}) {
-		t.Errorf("batch sizes %v, want [1 %d]", sizes, len(writes))
+	if !slices.Equal(sizes, []int{1, len(writes) + 1}) {
+		t.Errorf("batch sizes %v, want [1 %d]", sizes, len(writes)+1)
 	}
 }
 
