@@ -170,8 +170,9 @@ type codeMemoKey struct{}
 
 // codeMemo keeps the code fosite reads three times in one token request
 // (the code handler twice, the PKCE handler once) and whether fosite's
-// PKCE handler took the code's PKCE binding. The three readers only read
-// the request they get back.
+// PKCE handler took the code's PKCE binding. Sharing one decoded request
+// is safe: the readers read it, and the code handler adopts its session
+// for the token request, as it would from a fresh read.
 type codeMemo struct {
 	row       *storage.AuthorizationCode
 	req       fosite.Requester
@@ -329,8 +330,8 @@ func (f *fositeStore) revokeGrant(ctx context.Context, sid, reason string) error
 }
 
 // CreatePKCERequestSession stores nothing: the PKCE binding is the code's
-// own request (fosite hands both methods the same request, whose form
-// holds code_challenge and its method), stored with the code.
+// own stored request, whose form keeps code_challenge and its method
+// (SanitationWhiteList, provider.go).
 func (f *fositeStore) CreatePKCERequestSession(context.Context, string, fosite.Requester) error {
 	return nil
 }
