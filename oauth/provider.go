@@ -211,9 +211,7 @@ func New(cfg Config, st store, km *keys.Manager, browser Browser, hasher fosite.
 		compose.PushedAuthorizeHandlerFactory,
 	)
 	for i, h := range fcfg.TokenEndpointHandlers {
-		if oidc, ok := h.(*openid.OpenIDConnectExplicitHandler); ok {
-			fcfg.TokenEndpointHandlers[i] = openIDCodeExchange{oidc}
-		}
+		fcfg.TokenEndpointHandlers[i] = askOnlyWhenCan(h)
 	}
 	p.parPrefix = fcfg.GetPushedAuthorizeRequestURIPrefix(context.Background())
 	f, ok := composed.(*fosite.Fosite)
@@ -272,24 +270,52 @@ func ValidateIssuer(iss string) error {
 	return nil
 }
 
-// openIDCodeExchange is fosite's OpenID Connect handler at the code
-// exchange, asked only when the grant has openid. fosite's looks up an
-// OpenID request row at every exchange and, finding none, answers with an
-// error carrying a stack trace, twice per exchange: a twentieth of its CPU.
-// The explicit grant handler, which runs first, has granted the code's
-// scopes to the request by then.
-type openIDCodeExchange struct {
-	*openid.OpenIDConnectExplicitHandler
+// askOnlyWhenCan wraps one of the token endpoint's handlers so it is
+// asked only about requests it handles. fosite asks every handler to
+// populate every response, and its handlers answer a request that is not
+// theirs with an error carrying a stack trace (so does its OpenID Connect
+// refresh handler for a grant without openid): four of them per refresh,
+// a twentieth of the server's CPU.
+func askOnlyWhenCan(h fosite.TokenEndpointHandler) fosite.TokenEndpointHandler {
+	switch h := h.(type) {
+	case *refreshHandler:
+		return h // ours answers a bare ErrUnknownRequest
+	case *openid.OpenIDConnectExplicitHandler:
+		// Nothing to do at the request step; at the response it looks up
+		// an OpenID request row, so ask it only when openid was granted
+		// (the explicit grant handler, which runs first, has granted the
+		// code's scopes to the request by then).
+		return whenCan{h, ScopeOpenID, true}
+	case *openid.OpenIDConnectRefreshHandler:
+		return whenCan{h, ScopeOpenID, false}
+	default:
+		return whenCan{h, "", false}
+	}
 }
 
-// HandleTokenEndpointRequest: fosite's has nothing to do at this step.
-func (openIDCodeExchange) HandleTokenEndpointRequest(context.Context, fosite.AccessRequester) error {
-	return fosite.ErrUnknownRequest
+// whenCan is askOnlyWhenCan's wrapper: the handler is asked when it can
+// handle the grant type and, if scope is set, the scope was granted.
+type whenCan struct {
+	fosite.TokenEndpointHandler
+	scope string
+	// responseOnly: the handler has nothing to do at the request step.
+	responseOnly bool
 }
 
-func (h openIDCodeExchange) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
-	if !r.GetGrantedScopes().Has(ScopeOpenID) {
+func (h whenCan) asked(ctx context.Context, r fosite.AccessRequester) bool {
+	return h.CanHandleTokenEndpointRequest(ctx, r) && (h.scope == "" || r.GetGrantedScopes().Has(h.scope))
+}
+
+func (h whenCan) HandleTokenEndpointRequest(ctx context.Context, r fosite.AccessRequester) error {
+	if h.responseOnly || !h.asked(ctx, r) {
 		return fosite.ErrUnknownRequest
 	}
-	return h.OpenIDConnectExplicitHandler.PopulateTokenEndpointResponse(ctx, r, resp)
+	return h.TokenEndpointHandler.HandleTokenEndpointRequest(ctx, r)
+}
+
+func (h whenCan) PopulateTokenEndpointResponse(ctx context.Context, r fosite.AccessRequester, resp fosite.AccessResponder) error {
+	if !h.asked(ctx, r) {
+		return fosite.ErrUnknownRequest
+	}
+	return h.TokenEndpointHandler.PopulateTokenEndpointResponse(ctx, r, resp)
 }

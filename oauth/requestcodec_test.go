@@ -324,3 +324,29 @@ func TestRequestCodecGolden(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkRequestCodec measures what every code exchange and refresh pays
+// to store and rebuild a request.
+func BenchmarkRequestCodec(b *testing.B) {
+	req := codecTokenRequest()
+	data, err := encodeRequest(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := encodeRequest(req); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := decodeRequest(context.Background(), data, testCodecC); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
