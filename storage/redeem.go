@@ -31,8 +31,10 @@ type Redemption struct {
 // one) get ErrConflict and write nothing. ErrNotFound when the code is
 // unknown.
 //
-// It is one statement on PostgreSQL and one write transaction of three
-// prepared statements on SQLite: every login pays for it.
+// It is one statement on PostgreSQL, shared by concurrent redemptions
+// (groupedwrites.go), and one write transaction of three prepared
+// statements on SQLite, grouped too (sqlitebatch.go): every login pays for
+// it.
 func (s *Store) RedeemAuthorizationCode(ctx context.Context, r Redemption) error {
 	if r.Session == nil {
 		return errors.New("storage: redeem authorization code: no grant session")
@@ -56,6 +58,7 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, r Redemption) error
 		g.IdleExpiresAt, g.AbsoluteExpiresAt, g.UserAgent, g.IP}
 	// The token's columns; a nil slice when there is none.
 	var tokArgs []any
+	var token *RefreshToken
 	if t := r.FirstToken; t != nil {
 		created := t.CreatedAt
 		if created.IsZero() {
@@ -69,12 +72,24 @@ func (s *Store) RedeemAuthorizationCode(ctx context.Context, r Redemption) error
 			// Not ErrConflict, which means a used code.
 			return fmt.Errorf("storage: redeem authorization code: token client %q is not the session's %q", client, g.ClientID)
 		}
-		tokArgs = []any{t.Signature, g.ID, client, nonNil(t.RequestData), created.UTC(), t.ExpiresAt.UTC()}
+		token = &RefreshToken{Signature: t.Signature, RequestData: nonNil(t.RequestData), CreatedAt: created.UTC(), ExpiresAt: t.ExpiresAt.UTC()}
+		tokArgs = []any{token.Signature, g.ID, client, token.RequestData, token.CreatedAt, token.ExpiresAt}
 	}
 
 	var used bool
 	switch s.dialect {
 	case Postgres:
+		if s.redemptions != nil {
+			var err error
+			used, err = s.redemptions.askOne(ctx, redeemQuestion{code: r.CodeSignature, now: now, session: g, audience: string(audience), token: token})
+			if err != nil && !groupFailed(err) {
+				return err
+			}
+			if err == nil {
+				break
+			}
+			// The group failed: this redemption alone decides its error.
+		}
 		query := redeemPostgres
 		args := append([]any{r.CodeSignature, now}, sessArgs...)
 		if tokArgs != nil {

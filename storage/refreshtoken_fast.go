@@ -101,6 +101,27 @@ func (s *Store) rotateFast(ctx context.Context, req RotateRequest, now time.Time
 	}
 	switch s.dialect {
 	case Postgres:
+		if s.rotations != nil {
+			q := rotateQuestion{parent: req.ParentSignature, child: c.Signature, client: req.ClientID,
+				now: now, childExpires: expires, sealed: keep, childData: c.RequestData}
+			if req.IdleTTL > 0 {
+				t := now.Add(req.IdleTTL)
+				q.idle = &t
+			}
+			a, err := s.rotations.askOne(ctx, q)
+			if err != nil && !groupFailed(err) {
+				return RotateResult{}, false, err
+			}
+			if err == nil {
+				if !a.applied {
+					return RotateResult{}, false, nil
+				}
+				parent.SessionID, parent.ClientID, parent.RequestData = a.sessionID, a.client, a.requestData
+				created.Time, expiry.Time = a.created, a.expires
+				break
+			}
+			// The group failed: this rotation alone decides its error.
+		}
 		stmt, err := s.prepared(ctx, rotateFastPostgres)
 		if err != nil {
 			return RotateResult{}, false, err

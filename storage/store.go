@@ -42,6 +42,11 @@ type Store struct {
 	// statements (AccessTokenStatus, GetAuthorizationCode); nil on SQLite.
 	status *readGroup[statusQuestion, statusAnswer]
 	codes  *readGroup[string, *AuthorizationCode]
+	// rotations and redemptions group PostgreSQL's hottest writes the same
+	// way (RotateRefreshToken's common case, RedeemAuthorizationCode);
+	// nil on SQLite.
+	rotations   *readGroup[rotateQuestion, rotateAnswer]
+	redemptions *readGroup[redeemQuestion, bool]
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -131,6 +136,8 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	} else {
 		s.status = newReadGroup("access token status", s.askStatuses)
 		s.codes = newReadGroup("get authorization code", s.askCodes)
+		s.rotations = newReadGroup("rotate refresh token", s.askRotations)
+		s.redemptions = newReadGroup("redeem authorization code", s.askRedemptions)
 	}
 	return s, nil
 }
@@ -181,6 +188,8 @@ func (s *Store) Close() error {
 	s.stopWrites()
 	s.status.close()
 	s.codes.close()
+	s.rotations.close()
+	s.redemptions.close()
 	s.stmts.Range(func(_, st any) bool {
 		_ = st.(*sql.Stmt).Close()
 		return true

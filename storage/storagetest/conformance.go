@@ -55,6 +55,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"AuthorizationCodeInvalidateConcurrent", testAuthorizationCodeInvalidateConcurrent},
 		{"AuthorizationCodeRedeem", testAuthorizationCodeRedeem},
 		{"AuthorizationCodeRedeemConcurrent", testAuthorizationCodeRedeemConcurrent},
+		{"AuthorizationCodeRedeemMixed", testAuthorizationCodeRedeemMixed},
 		{"CodeRequests", testCodeRequests},
 		{"PARCreateTake", testPARCreateTake},
 		{"PARExpiry", testPARExpiry},

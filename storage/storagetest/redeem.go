@@ -1,6 +1,7 @@
 package storagetest
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -167,5 +168,90 @@ func testAuthorizationCodeRedeemConcurrent(t *testing.T, s *storage.Store) {
 	}
 	if act := activeTokens(t, s, fmt.Sprintf("sid-race-%02d", won)); len(act) != 1 {
 		t.Errorf("winner's active tokens %v, want one", act)
+	}
+}
+
+// testAuthorizationCodeRedeemMixed: redemptions of every outcome at once,
+// so the database's grouped writes carry them side by side; each must come
+// out as it does alone. A redemption into a taken session id fails its
+// whole group's statement, and the others must still succeed.
+func testAuthorizationCodeRedeemMixed(t *testing.T, s *storage.Store) {
+	type attempt struct {
+		r    storage.Redemption
+		want error // nil: success; errTaken: an error other than ErrConflict
+	}
+	errTaken := errors.New("taken")
+	now := t0.Add(10 * time.Second)
+	for round := range 3 {
+		var attempts []attempt
+		for i := range 16 {
+			sig := fmt.Sprintf("mixed-%d-%02d", round, i)
+			createCode(t, s, authCode(sig, t0))
+			attempts = append(attempts, attempt{r: redemption(sig, "sid-"+sig, now, i%2 == 0)})
+		}
+		for i := range 2 {
+			sig := fmt.Sprintf("mixed-%d-unknown-%d", round, i)
+			attempts = append(attempts, attempt{r: redemption(sig, "sid-"+sig, now, true), want: storage.ErrNotFound})
+		}
+		used := fmt.Sprintf("mixed-%d-used", round)
+		createCode(t, s, authCode(used, t0))
+		if err := s.RedeemAuthorizationCode(t.Context(), redemption(used, "sid-"+used, now, true)); err != nil {
+			t.Fatal(err)
+		}
+		attempts = append(attempts, attempt{r: redemption(used, "sid-"+used+"-again", now, true), want: storage.ErrConflict})
+		taken := fmt.Sprintf("mixed-%d-taken", round)
+		createCode(t, s, authCode(taken, t0))
+		createSession(t, s, session("sid-"+taken, "u", t0))
+		attempts = append(attempts, attempt{r: redemption(taken, "sid-"+taken, now, true), want: errTaken})
+
+		errs := make([]error, len(attempts))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i, a := range attempts {
+			wg.Go(func() {
+				<-start
+				errs[i] = s.RedeemAuthorizationCode(context.WithoutCancel(t.Context()), a.r)
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, a := range attempts {
+			sig, sid, err := a.r.CodeSignature, a.r.Session.ID, errs[i]
+			switch a.want {
+			case nil:
+				if err != nil {
+					t.Errorf("round %d: redeem %s: %v, want success", round, sig, err)
+					continue
+				}
+				if !sessionExists(t, s, sid) {
+					t.Errorf("round %d: redeem %s: no grant session %s", round, sig, sid)
+				}
+				wantTokens := 0
+				if a.r.FirstToken != nil {
+					wantTokens = 1
+				}
+				if act := activeTokens(t, s, sid); len(act) != wantTokens {
+					t.Errorf("round %d: redeem %s: active tokens %v, want %d", round, sig, act, wantTokens)
+				}
+				if code, _ := s.GetAuthorizationCode(t.Context(), sig); code == nil || code.UsedAt == nil {
+					t.Errorf("round %d: redeem %s: code afterwards %+v, want used", round, sig, code)
+				}
+			case errTaken:
+				if err == nil || errors.Is(err, storage.ErrConflict) {
+					t.Errorf("round %d: redeem %s into a taken session id: %v, want an error other than ErrConflict", round, sig, err)
+				}
+				if code, _ := s.GetAuthorizationCode(t.Context(), sig); code == nil || code.UsedAt != nil {
+					t.Errorf("round %d: the failed redemption used the code: %+v", round, code)
+				}
+				if toks := tokensOf(t, s, sid); len(toks) != 0 {
+					t.Errorf("round %d: the failed redemption stored tokens %+v", round, toks)
+				}
+			default:
+				wantErr(t, "redeem "+sig, err, a.want)
+				if sessionExists(t, s, sid) {
+					t.Errorf("round %d: redeem %s (%v) started grant session %s", round, sig, a.want, sid)
+				}
+			}
+		}
 	}
 }

@@ -508,6 +508,8 @@ func testRefreshTokenRotateOutcomes(t *testing.T, s *storage.Store) {
 		// and replayed.
 		wantChild string
 		check     func(t *testing.T, sid string, res storage.RotateResult)
+		// prunes: prepare prunes every family, not just its own.
+		prunes bool
 	}{
 		{
 			name: "active token rotates",
@@ -645,7 +647,7 @@ func testRefreshTokenRotateOutcomes(t *testing.T, s *storage.Store) {
 				}
 				return sid + "/0", at.Add(6 * time.Second)
 			},
-			window: window, want: storage.RotateTheft,
+			window: window, want: storage.RotateTheft, prunes: true,
 		},
 		{
 			name: "active token of a revoked session",
@@ -719,6 +721,85 @@ func testRefreshTokenRotateOutcomes(t *testing.T, s *storage.Store) {
 			window: window, want: storage.RotateNotFound,
 		},
 	}
+	// rotation is one case's rotation: what it presents, when, and the
+	// family before.
+	type rotation struct {
+		present    string
+		now        time.Time
+		sessBefore *storage.GrantSession
+		toksBefore []storage.RefreshToken
+		calls      atomic.Int32
+		rotate     func(ctx context.Context) (storage.RotateResult, error)
+	}
+	prepare := func(t *testing.T, i int, sid string) *rotation {
+		tc := cases[i]
+		r := &rotation{}
+		r.present, r.now = tc.prepare(t, sid)
+		r.sessBefore, r.toksBefore = getSession(t, s, sid), tokensOf(t, s, sid)
+		r.rotate = func(ctx context.Context) (storage.RotateResult, error) {
+			return s.RotateRefreshToken(ctx, storage.RotateRequest{
+				ParentSignature: r.present, Now: r.now, ReuseWindow: tc.window, IdleTTL: idleTTL,
+				NewChild: childFn(&r.calls, sid+"/new", r.now.Add(30*24*time.Hour)),
+			})
+		}
+		return r
+	}
+	verify := func(t *testing.T, i int, sid string, r *rotation, res storage.RotateResult, err error) {
+		tc, present, now, sessBefore, toksBefore := cases[i], r.present, r.now, r.sessBefore, r.toksBefore
+		if err != nil {
+			t.Fatalf("RotateRefreshToken: %v", err)
+		}
+		if res.Outcome != tc.want {
+			t.Fatalf("outcome %q, want %q (result %+v)", res.Outcome, tc.want, res)
+		}
+		// A child may be made before storage knows it is needed, but
+		// only once, and only a rotation stores it (checked below).
+		if got := r.calls.Load(); got > 1 || (tc.want == storage.RotateRotated && got != 1) {
+			t.Errorf("NewChild called %d times for outcome %s", got, tc.want)
+		}
+		switch {
+		case tc.want == storage.RotateNotFound:
+			if res.SessionID != "" || res.Parent != nil || res.Child != nil {
+				t.Errorf("not-found result carries data: %+v", res)
+			}
+		case res.SessionID != sid || res.Parent == nil || res.Parent.Signature != present:
+			t.Errorf("result names session %q, parent %+v; want %q, %q", res.SessionID, res.Parent, sid, present)
+		}
+		if tc.wantChild != "" {
+			if res.Child == nil || res.Child.Signature != sid+tc.wantChild || !bytes.Equal(res.Sealed, sealedOf(sid+tc.wantChild)) {
+				t.Errorf("result child %+v, sealed %q; want %s%s and its sealed form", res.Child, res.Sealed, sid, tc.wantChild)
+			}
+			if diff := cmp.Diff([]string{sid + tc.wantChild}, activeTokens(t, s, sid)); diff != "" {
+				t.Errorf("active tokens (-want +got):\n%s", diff)
+			}
+		} else if res.Child != nil || res.Sealed != nil {
+			t.Errorf("outcome %q carries a child: %+v, %q", res.Outcome, res.Child, res.Sealed)
+		}
+		switch tc.want {
+		case storage.RotateTheft:
+			g := getSession(t, s, sid)
+			if g.RevokedAt == nil || g.RevokedReason != storage.ReasonRefreshTokenReuse {
+				t.Errorf("session after theft: revoked %v, reason %q; want revoked for %q", g.RevokedAt, g.RevokedReason, storage.ReasonRefreshTokenReuse)
+			} else {
+				sameInstant(t, "RevokedAt", *g.RevokedAt, now)
+			}
+			for _, rt := range tokensOf(t, s, sid) {
+				if rt.State != storage.TokenRevoked || rt.SuccessorSealed != nil {
+					t.Errorf("token %s after theft: state %q, sealed %q", rt.Signature, rt.State, rt.SuccessorSealed)
+				}
+			}
+		case storage.RotateNotFound, storage.RotateRevoked, storage.RotateExpired, storage.RotateReplayed:
+			if diff := cmp.Diff(sessBefore, getSession(t, s, sid), equateTimes); diff != "" {
+				t.Errorf("outcome %q changed the session (-before +after):\n%s", res.Outcome, diff)
+			}
+			if diff := cmp.Diff(toksBefore, tokensOf(t, s, sid), equateTimes); diff != "" {
+				t.Errorf("outcome %q changed the tokens (-before +after):\n%s", res.Outcome, diff)
+			}
+		}
+		if tc.check != nil {
+			tc.check(t, sid, res)
+		}
+	}
 	// Each case runs on its own, and inside a caller's transaction, where
 	// storage takes its general path rather than the one-statement rotation.
 	for _, inTx := range []bool{false, true} {
@@ -728,81 +809,50 @@ func testRefreshTokenRotateOutcomes(t *testing.T, s *storage.Store) {
 				name, sid = "in a transaction: "+tc.name, fmt.Sprintf("fam-tx-%02d", i)
 			}
 			t.Run(name, func(t *testing.T) {
-				present, now := tc.prepare(t, sid)
-				sessBefore, toksBefore := getSession(t, s, sid), tokensOf(t, s, sid)
-				var calls atomic.Int32
-				rotate := func(ctx context.Context) (res storage.RotateResult, err error) {
-					return s.RotateRefreshToken(ctx, storage.RotateRequest{
-						ParentSignature: present, Now: now, ReuseWindow: tc.window, IdleTTL: idleTTL,
-						NewChild: childFn(&calls, sid+"/new", now.Add(30*24*time.Hour)),
-					})
-				}
+				r := prepare(t, i, sid)
 				var res storage.RotateResult
 				var err error
 				if inTx {
 					err = s.WithTx(t.Context(), func(ctx context.Context) error {
-						res, err = rotate(ctx)
+						res, err = r.rotate(ctx)
 						return err
 					})
 				} else {
-					res, err = rotate(t.Context())
+					res, err = r.rotate(t.Context())
 				}
-				if err != nil {
-					t.Fatalf("RotateRefreshToken: %v", err)
-				}
-				if res.Outcome != tc.want {
-					t.Fatalf("outcome %q, want %q (result %+v)", res.Outcome, tc.want, res)
-				}
-				// A child may be made before storage knows it is needed, but
-				// only once, and only a rotation stores it (checked below).
-				if got := calls.Load(); got > 1 || (tc.want == storage.RotateRotated && got != 1) {
-					t.Errorf("NewChild called %d times for outcome %s", got, tc.want)
-				}
-				switch {
-				case tc.want == storage.RotateNotFound:
-					if res.SessionID != "" || res.Parent != nil || res.Child != nil {
-						t.Errorf("not-found result carries data: %+v", res)
-					}
-				case res.SessionID != sid || res.Parent == nil || res.Parent.Signature != present:
-					t.Errorf("result names session %q, parent %+v; want %q, %q", res.SessionID, res.Parent, sid, present)
-				}
-				if tc.wantChild != "" {
-					if res.Child == nil || res.Child.Signature != sid+tc.wantChild || !bytes.Equal(res.Sealed, sealedOf(sid+tc.wantChild)) {
-						t.Errorf("result child %+v, sealed %q; want %s%s and its sealed form", res.Child, res.Sealed, sid, tc.wantChild)
-					}
-					if diff := cmp.Diff([]string{sid + tc.wantChild}, activeTokens(t, s, sid)); diff != "" {
-						t.Errorf("active tokens (-want +got):\n%s", diff)
-					}
-				} else if res.Child != nil || res.Sealed != nil {
-					t.Errorf("outcome %q carries a child: %+v, %q", res.Outcome, res.Child, res.Sealed)
-				}
-				switch tc.want {
-				case storage.RotateTheft:
-					g := getSession(t, s, sid)
-					if g.RevokedAt == nil || g.RevokedReason != storage.ReasonRefreshTokenReuse {
-						t.Errorf("session after theft: revoked %v, reason %q; want revoked for %q", g.RevokedAt, g.RevokedReason, storage.ReasonRefreshTokenReuse)
-					} else {
-						sameInstant(t, "RevokedAt", *g.RevokedAt, now)
-					}
-					for _, rt := range tokensOf(t, s, sid) {
-						if rt.State != storage.TokenRevoked || rt.SuccessorSealed != nil {
-							t.Errorf("token %s after theft: state %q, sealed %q", rt.Signature, rt.State, rt.SuccessorSealed)
-						}
-					}
-				case storage.RotateNotFound, storage.RotateRevoked, storage.RotateExpired, storage.RotateReplayed:
-					if diff := cmp.Diff(sessBefore, getSession(t, s, sid), equateTimes); diff != "" {
-						t.Errorf("outcome %q changed the session (-before +after):\n%s", res.Outcome, diff)
-					}
-					if diff := cmp.Diff(toksBefore, tokensOf(t, s, sid), equateTimes); diff != "" {
-						t.Errorf("outcome %q changed the tokens (-before +after):\n%s", res.Outcome, diff)
-					}
-				}
-				if tc.check != nil {
-					tc.check(t, sid, res)
-				}
+				verify(t, i, sid, r, res, err)
 			})
 		}
 	}
+	// And all at once, each in its own family: the database's grouped
+	// writes then carry rotations of every outcome side by side, and each
+	// must come out as it does alone.
+	t.Run("all at once", func(t *testing.T) {
+		rs := make([]*rotation, len(cases))
+		for _, pruning := range []bool{true, false} { // before the others are made
+			for i, tc := range cases {
+				if tc.prunes == pruning {
+					rs[i] = prepare(t, i, fmt.Sprintf("fam-all-%02d", i))
+				}
+			}
+		}
+		results, errs := make([]storage.RotateResult, len(cases)), make([]error, len(cases))
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range cases {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = rs[i].rotate(context.WithoutCancel(t.Context()))
+			})
+		}
+		close(start)
+		wg.Wait()
+		for i, tc := range cases {
+			t.Run(tc.name, func(t *testing.T) {
+				verify(t, i, fmt.Sprintf("fam-all-%02d", i), rs[i], results[i], errs[i])
+			})
+		}
+	})
 
 	t.Run("NewChild error rolls back", func(t *testing.T) {
 		family(t, s, "fam-err", nil)
