@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 )
 
 // The grouped reads of PostgreSQL (see grouped.go): the access-token status
@@ -81,23 +79,7 @@ type groupScan func(dest ...any) (int, error)
 // queryGroup runs a grouped statement for n questions, hands each row to
 // row, and returns how many rows there were.
 func (s *Store) queryGroup(ctx context.Context, op, query string, n int, row func(scan groupScan) error, args ...any) (int, error) {
-	stmt, err := s.prepared(ctx, query)
-	if err != nil {
-		return 0, err
-	}
-	rows, err := stmt.QueryContext(ctx, args...)
-	return s.scanGroup(op, n, row, rows, err)
-}
-
-// writeGroup runs a grouped write for n questions like queryGroup, but
-// planned for its own arguments at every execution: a prepared statement's
-// generic plan, made once while a table is small, would keep scanning it
-// whole as it grows (measured: a sequential scan of grant_sessions, bloated
-// by the rotations' updates, made rotations 15-85 ms until autovacuum's
-// ANALYZE replaced the plan). The plan costs the database a fraction of a
-// millisecond per group.
-func (s *Store) writeGroup(ctx context.Context, op, query string, n int, row func(scan groupScan) error, args ...any) (int, error) {
-	rows, err := s.sqlDB.QueryContext(ctx, query, append([]any{pgx.QueryExecModeCacheDescribe}, args...)...)
+	rows, err := s.groupDB.QueryContext(ctx, query, args...)
 	return s.scanGroup(op, n, row, rows, err)
 }
 

@@ -98,7 +98,7 @@ func (s *Store) askRotations(ctx context.Context, qs []rotateQuestion) ([]rotate
 		sealed[i], data[i], idle[i] = q.sealed, q.childData, q.idle
 	}
 	answers := make([]rotateAnswer, n)
-	_, err := s.writeGroup(ctx, "rotate refresh tokens", rotateGroupPostgres, n, func(scan groupScan) error {
+	_, err := s.queryGroup(ctx, "rotate refresh tokens", rotateGroupPostgres, n, func(scan groupScan) error {
 		var a rotateAnswer
 		var created, expiry sqlTime
 		i, err := scan(&a.sessionID, &a.client, &a.requestData, &created, &expiry)
@@ -175,7 +175,7 @@ func (s *Store) askRedemptions(ctx context.Context, qs []redeemQuestion) ([]bool
 		}
 	}
 	won := make([]bool, n)
-	_, err := s.writeGroup(ctx, "redeem authorization codes", redeemGroupPostgres, n, func(scan groupScan) error {
+	_, err := s.queryGroup(ctx, "redeem authorization codes", redeemGroupPostgres, n, func(scan groupScan) error {
 		i, err := scan()
 		if err == nil {
 			won[i] = true

@@ -47,6 +47,9 @@ type Store struct {
 	// nil on SQLite.
 	rotations   *readGroup[rotateQuestion, rotateAnswer]
 	redemptions *readGroup[redeemQuestion, bool]
+	// groupDB is the grouped statements' own pool (see grouped.go); nil
+	// on SQLite.
+	groupDB *sql.DB
 }
 
 // Open connects to the database named by cfg.DSN and checks that it answers.
@@ -134,6 +137,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 	if dialect == SQLite {
 		s.startWrites()
 	} else {
+		if s.groupDB, err = openGroupDB(driverDSN, lifetime); err != nil {
+			_ = sqlDB.Close()
+			return nil, &openError{host: Host(cfg.DSN), cause: err}
+		}
 		s.status = newReadGroup("access token status", s.askStatuses)
 		s.codes = newReadGroup("get authorization code", s.askCodes)
 		s.rotations = newReadGroup("rotate refresh token", s.askRotations)
@@ -190,6 +197,9 @@ func (s *Store) Close() error {
 	s.codes.close()
 	s.rotations.close()
 	s.redemptions.close()
+	if s.groupDB != nil {
+		_ = s.groupDB.Close()
+	}
 	s.stmts.Range(func(_, st any) bool {
 		_ = st.(*sql.Stmt).Close()
 		return true
