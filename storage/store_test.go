@@ -127,3 +127,44 @@ func TestHost(t *testing.T) {
 		})
 	}
 }
+
+// TestGroupedStatementsUseIndexes: on a fresh database, whose tables are
+// small enough that a plan would rather scan them whole, the grouped
+// statements' pool still plans every table read through an index: the
+// plan is kept for the life of the connection, while the tables grow.
+func TestGroupedStatementsUseIndexes(t *testing.T) {
+	for _, b := range storagetest.Backends(t) {
+		if b.Name != "postgres" {
+			continue
+		}
+		st := b.Open(t)
+		plans, err := st.GroupedPlans(t.Context(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(plans) != 4 {
+			t.Fatalf("%d plans, want 4", len(plans))
+		}
+		for name, plan := range plans {
+			if strings.Contains(plan, "Seq Scan") {
+				t.Errorf("%s: plan scans a table whole:\n%s", name, plan)
+			}
+			if !strings.Contains(plan, "Index") {
+				t.Errorf("%s: plan uses no index:\n%s", name, plan)
+			}
+		}
+		// The test can tell: an ordinary connection plans some of them
+		// with a sequential scan on these small tables.
+		ordinary, err := st.GroupedPlans(t.Context(), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		scans := 0
+		for _, plan := range ordinary {
+			if strings.Contains(plan, "Seq Scan") {
+				scans++
+			}
+		}
+		t.Logf("%d of %d grouped statements planned with a sequential scan on an ordinary connection", scans, len(ordinary))
+	}
+}
