@@ -11,14 +11,15 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
-// On PostgreSQL the round trip of a one-row read (waking a database
-// process, a transaction) costs more than the index lookup it carries. The
-// hottest reads are therefore asked in groups: callers asking at the same
-// time share one statement (their keys go as arrays, a row answers each).
-// A read asked alone is a statement of its own; under load one statement
-// answers many. Each answer is as fresh as a query of its own: the
-// statement starts after the question was asked, so it sees every write
-// committed before.
+// On PostgreSQL the round trip of a one-row statement (waking a database
+// process, a transaction, a commit) costs more than the index work it
+// carries. The hottest reads and writes are therefore asked in groups:
+// callers asking at the same time share one statement (their arguments go
+// as arrays, a row answers each question that applied). A statement asked
+// alone is a group of one; under load one statement answers many. Each
+// answer is as fresh as a statement of its own: the group's starts after
+// the question was asked, so it sees every write committed before. A
+// group of writes commits together or not at all (groupedwrites.go).
 
 // The grouped statements run on a pool of their own (groupDB), whose
 // connections plan every statement once, generically, and never with a
@@ -50,10 +51,10 @@ type groupAnswer[A any] struct {
 	err error
 }
 
-// readGroup asks questions of type Q in groups with ask, which answers a
+// stmtGroup asks questions of type Q in groups with ask, which answers a
 // group in one statement (answers in the questions' order).
-type readGroup[Q, A any] struct {
-	op        string // names the read in errors
+type stmtGroup[Q, A any] struct {
+	op        string // names the statement in errors
 	ask       func(ctx context.Context, qs []Q) ([]A, error)
 	questions chan groupQuestion[Q, A]
 	quit      chan struct{}
@@ -61,8 +62,8 @@ type readGroup[Q, A any] struct {
 	stop      sync.Once
 }
 
-func newReadGroup[Q, A any](op string, ask func(ctx context.Context, qs []Q) ([]A, error)) *readGroup[Q, A] {
-	g := &readGroup[Q, A]{op: op, ask: ask,
+func newStmtGroup[Q, A any](op string, ask func(ctx context.Context, qs []Q) ([]A, error)) *stmtGroup[Q, A] {
+	g := &stmtGroup[Q, A]{op: op, ask: ask,
 		questions: make(chan groupQuestion[Q, A], maxGroup), quit: make(chan struct{}), ended: make(chan struct{})}
 	var wg sync.WaitGroup
 	for range groupAskers {
@@ -74,7 +75,7 @@ func newReadGroup[Q, A any](op string, ask func(ctx context.Context, qs []Q) ([]
 
 // close ends the askers (once); questions not yet answered get
 // errStoreClosed.
-func (g *readGroup[Q, A]) close() {
+func (g *stmtGroup[Q, A]) close() {
 	if g == nil {
 		return
 	}
@@ -85,7 +86,7 @@ func (g *readGroup[Q, A]) close() {
 }
 
 // askOne puts q to the askers and waits for its answer.
-func (g *readGroup[Q, A]) askOne(ctx context.Context, q Q) (A, error) {
+func (g *stmtGroup[Q, A]) askOne(ctx context.Context, q Q) (A, error) {
 	var zero A
 	gq := groupQuestion[Q, A]{q: q, done: make(chan groupAnswer[A], 1)}
 	select {
@@ -106,7 +107,7 @@ func (g *readGroup[Q, A]) askOne(ctx context.Context, q Q) (A, error) {
 }
 
 // loop answers waiting questions, a statement at a time, until close.
-func (g *readGroup[Q, A]) loop() {
+func (g *stmtGroup[Q, A]) loop() {
 	batch := make([]groupQuestion[Q, A], 0, maxGroup)
 	qs := make([]Q, 0, maxGroup)
 	for {

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"time"
 )
@@ -80,11 +79,6 @@ type groupScan func(dest ...any) (int, error)
 // row, and returns how many rows there were.
 func (s *Store) queryGroup(ctx context.Context, op, query string, n int, row func(scan groupScan) error, args ...any) (int, error) {
 	rows, err := s.groupDB.QueryContext(ctx, query, args...)
-	return s.scanGroup(op, n, row, rows, err)
-}
-
-// scanGroup reads the rows of a grouped statement (see queryGroup).
-func (s *Store) scanGroup(op string, n int, row func(scan groupScan) error, rows *sql.Rows, err error) (int, error) {
 	if err != nil {
 		return 0, translate(op, err)
 	}

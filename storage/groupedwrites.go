@@ -49,8 +49,9 @@ type rotateAnswer struct {
 // sessions of the parents are locked first, in id order (two groups never
 // wait for each other in a circle), then each parent that is the active
 // token of a live session, for its client, moves to rotated, its child is
-// inserted, and its session touched. The ANY conditions keep every table
-// read an index lookup whatever the planner thinks of the arrays. A parent
+// inserted, and its session touched. The ANY conditions give every table
+// read an index condition (the grouped statements' connections never scan
+// a table whole, grouped.go). A parent
 // asked twice in one group is rotated once (UPDATE ... FROM uses one of
 // the joining rows); the other question gets no row, as when it comes
 // after the first, and goes to the general rotation.
@@ -129,7 +130,9 @@ type redeemQuestion struct {
 // each unused code becomes used and its grant session and first refresh
 // token (where there is one: a NULL signature means none) are inserted. A
 // code asked twice in one group is used once: only one of the two gets a
-// row, the other finds it used.
+// row, the other finds it used. The codes are found through their index,
+// in an order every group shares; should two groups still deadlock, the
+// one PostgreSQL aborts fails, and its redemptions run again alone.
 const redeemGroupPostgres = `WITH q AS (
 	SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 		$8::timestamptz[], $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[], $13::text[], $14::text[],

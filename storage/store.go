@@ -40,13 +40,13 @@ type Store struct {
 	batch batcher
 	// status and codes group PostgreSQL's hottest reads into shared
 	// statements (AccessTokenStatus, GetAuthorizationCode); nil on SQLite.
-	status *readGroup[statusQuestion, statusAnswer]
-	codes  *readGroup[string, *AuthorizationCode]
+	status *stmtGroup[statusQuestion, statusAnswer]
+	codes  *stmtGroup[string, *AuthorizationCode]
 	// rotations and redemptions group PostgreSQL's hottest writes the same
 	// way (RotateRefreshToken's common case, RedeemAuthorizationCode);
 	// nil on SQLite.
-	rotations   *readGroup[rotateQuestion, rotateAnswer]
-	redemptions *readGroup[redeemQuestion, bool]
+	rotations   *stmtGroup[rotateQuestion, rotateAnswer]
+	redemptions *stmtGroup[redeemQuestion, bool]
 	// groupDB is the grouped statements' own pool (see grouped.go); nil
 	// on SQLite.
 	groupDB *sql.DB
@@ -141,10 +141,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Store, error) {
 			_ = sqlDB.Close()
 			return nil, &openError{host: Host(cfg.DSN), cause: err}
 		}
-		s.status = newReadGroup("access token status", s.askStatuses)
-		s.codes = newReadGroup("get authorization code", s.askCodes)
-		s.rotations = newReadGroup("rotate refresh token", s.askRotations)
-		s.redemptions = newReadGroup("redeem authorization code", s.askRedemptions)
+		s.status = newStmtGroup("access token status", s.askStatuses)
+		s.codes = newStmtGroup("get authorization code", s.askCodes)
+		s.rotations = newStmtGroup("rotate refresh token", s.askRotations)
+		s.redemptions = newStmtGroup("redeem authorization code", s.askRedemptions)
 	}
 	return s, nil
 }
