@@ -163,6 +163,14 @@ func (s *Store) RevokeUserGrantSessions(ctx context.Context, userID, reason stri
 	var n int64
 	err := s.tx(ctx, "revoke user grant sessions", func(ctx context.Context) error {
 		db := s.conn(ctx)
+		if s.dialect == Postgres {
+			// Lock the sessions in id order first, as grouped rotations
+			// do (groupedwrites.go), so the two never wait for each other
+			// in a circle (a deadlock PostgreSQL would end by failing one).
+			if err := db.Exec("SELECT id FROM grant_sessions WHERE user_id = ? AND revoked_at IS NULL ORDER BY id FOR UPDATE", userID).Error; err != nil {
+				return translate("revoke user grant sessions", err)
+			}
+		}
 		res := db.Exec("UPDATE grant_sessions SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND revoked_at IS NULL",
 			now.UTC(), reason, userID)
 		if res.Error != nil {

@@ -47,6 +47,7 @@ func Run(t *testing.T, open func(testing.TB) *storage.Store) {
 		{"RefreshTokenOneActivePerSessionInDB", testRefreshTokenOneActivePerSessionInDB},
 		{"RefreshTokenRotateOutcomes", testRefreshTokenRotateOutcomes},
 		{"RefreshTokenRotateConcurrent", testRefreshTokenRotateConcurrent},
+		{"RevokeUserWhileRotating", testRevokeUserWhileRotating},
 		{"RefreshTokenRotationChain", testRefreshTokenRotationChain},
 		{"RefreshTokenRotateOtherClient", testRefreshTokenRotateOtherClient},
 		{"RefreshTokenChildInheritsRequestData", testRefreshTokenChildInheritsRequestData},

@@ -1149,3 +1149,69 @@ func testPruneRefreshTokensAndSessions(t *testing.T, s *storage.Store) {
 		t.Errorf("active sessions after pruning: %q", ids)
 	}
 }
+
+// testRevokeUserWhileRotating: revoking every session of a user while each
+// of them is being rotated. Rotations and the revocation lock sessions in
+// the same order, so neither fails; afterwards every session is revoked
+// and no token of them is active.
+func testRevokeUserWhileRotating(t *testing.T, s *storage.Store) {
+	const families, rounds = 24, 3
+	for round := range rounds {
+		user := fmt.Sprintf("busy-%d", round)
+		sids := make([]string, families)
+		for i := range sids {
+			sids[i] = fmt.Sprintf("busy-%d-%02d", round, i)
+		}
+		// Stored in the reverse of their ids' order, so that a statement
+		// locking them in storage order meets the rotations the other way.
+		for i := range sids {
+			sid := sids[len(sids)-1-i]
+			createSession(t, s, session(sid, user, t0))
+			issue(t, s, sid+"/0", sid, t0)
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		errs := make(chan error, families*20+1)
+		for _, sid := range sids {
+			wg.Go(func() {
+				<-start
+				for k := range 20 {
+					now := t0.Add(time.Duration(k+1) * time.Second)
+					var calls atomic.Int32
+					res, err := s.RotateRefreshToken(context.WithoutCancel(t.Context()), storage.RotateRequest{
+						ParentSignature: fmt.Sprintf("%s/%d", sid, k), Now: now, ReuseWindow: window, IdleTTL: idleTTL,
+						NewChild: childFn(&calls, fmt.Sprintf("%s/%d", sid, k+1), now.Add(time.Hour)),
+					})
+					if err != nil {
+						errs <- fmt.Errorf("rotate %s/%d: %w", sid, k, err)
+						return
+					}
+					if res.Outcome != storage.RotateRotated {
+						return // revoked under it
+					}
+				}
+			})
+		}
+		wg.Go(func() {
+			<-start
+			time.Sleep(time.Duration(round) * time.Millisecond)
+			if _, err := s.RevokeUserGrantSessions(context.WithoutCancel(t.Context()), user, storage.ReasonAdmin, t0.Add(time.Second)); err != nil {
+				errs <- fmt.Errorf("revoke the user's sessions: %w", err)
+			}
+		})
+		close(start)
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Errorf("round %d: %v", round, err)
+		}
+		for _, sid := range sids {
+			if g := getSession(t, s, sid); g.RevokedAt == nil {
+				t.Errorf("round %d: session %s not revoked", round, sid)
+			}
+			if act := activeTokens(t, s, sid); len(act) != 0 {
+				t.Errorf("round %d: session %s has active tokens %v after its revocation", round, sid, act)
+			}
+		}
+	}
+}
