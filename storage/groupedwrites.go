@@ -9,7 +9,7 @@ import (
 // The grouped writes of PostgreSQL (see grouped.go): the common refresh
 // rotation and the code redemption. Concurrent ones share a statement,
 // hence a transaction: a group commits together or not at all. A group
-// that fails (a deadlock with a revocation, a taken id, a lost connection)
+// that fails (a deadlock, a taken id, a lost connection)
 // answers each of its writes with errGroupFailed, and each is then made
 // again in a statement of its own (rotateFastPostgres, redeemPostgres),
 // which decides what that write's error is. Until then nothing of the
@@ -46,10 +46,11 @@ type rotateAnswer struct {
 }
 
 // rotateGroupPostgres is rotateFastPostgres for many rotations: the
-// sessions of the parents are locked first, in id order (two groups never
-// wait for each other in a circle), then each parent that is the active
-// token of a live session, for its client, moves to rotated, its child is
-// inserted, and its session touched. The ANY conditions give every table
+// sessions of the parents are locked first, in id order (two groups, or a
+// group and RevokeUserGrantSessions, never wait for each other in a
+// circle), then each parent that is the active token of a live session,
+// for its client, moves to rotated, its child is inserted, and its session
+// touched. The ANY conditions give every table
 // read an index condition (the grouped statements' connections never scan
 // a table whole, grouped.go). A parent
 // asked twice in one group is rotated once (UPDATE ... FROM uses one of
