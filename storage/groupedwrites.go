@@ -9,11 +9,11 @@ import (
 // The grouped writes of PostgreSQL (see grouped.go): the common refresh
 // rotation and the code redemption. Concurrent ones share a statement,
 // hence a transaction: a group commits together or not at all. A group
-// that fails (a deadlock, a taken id, a lost connection)
-// answers each of its writes with errGroupFailed, and each is then made
-// again in a statement of its own (rotateFastPostgres, redeemPostgres),
-// which decides what that write's error is. Until then nothing of the
-// group was written, so making it again is safe.
+// that fails (a deadlock, a taken id, a lost connection) answers each of
+// its writes with errGroupFailed, and each is then made again in a
+// statement of its own (rotateFastPostgres, redeemPostgres), which decides
+// what that write's error is. Until then nothing of the group was written,
+// so making it again is safe.
 
 // errGroupFailed wraps the error of a grouped write's statement.
 type errGroupFailed struct{ err error }
